@@ -1,0 +1,56 @@
+"""Shared defaults for the image-classification configs (MNIST-style data).
+
+Each dataset's config imports this and overrides a few fields. Every field can
+be changed from the command line, e.g. `--config.optimizer.name=sgd`.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def optimizer_config(name: str, learning_rate: float) -> ml_collections.ConfigDict:
+  """The `optimizer` block: a registry name, a learning rate, and slots.
+
+  The slots (None = the optimizer's own default) are the hyperparameters of
+  the registered optimizers, so any of them can be set by flag; setting one
+  the chosen optimizer does not take is an error naming what it does take.
+
+  Args:
+    name: a name from optimizers.OPTIMIZERS.
+    learning_rate: the base learning rate.
+
+  Returns:
+    The ConfigDict for `config.optimizer`.
+  """
+  opt = ml_collections.ConfigDict()
+  opt.name = name
+  opt.learning_rate = learning_rate
+  for field in ('b1', 'b2', 'eps', 'eps_root', 'weight_decay', 'momentum',
+                'decay', 'rho', 'initial_accumulator_value', 'initial_scale'):
+    opt[field] = config_dict.placeholder(float)
+  for field in ('nesterov', 'amsgrad', 'centered'):
+    opt[field] = config_dict.placeholder(bool)
+  for field in ('mu_dtype', 'nu_dtype'):
+    opt[field] = config_dict.placeholder(str)
+  return opt
+
+
+def get_config() -> ml_collections.ConfigDict:
+  """The defaults: the seed's MNIST recipe."""
+  config = ml_collections.ConfigDict()
+  config.task = 'classify'
+  config.dataset = 'mnist'
+  # A folder with the four IDX files; None downloads through TFDS.
+  config.data_dir = config_dict.placeholder(str)
+  config.num_epochs = 50
+  config.batch_size = 64
+  config.eval_batch_size = 1000
+  # Optimizer steps per jitted call (a lax.scan): fewer dispatches, same math.
+  config.steps_per_dispatch = 50
+  config.seed = 0
+  config.optimizer = optimizer_config('adam', 5e-4)
+  config.schedule = 'constant'
+  config.warmup_steps = 0
+  config.grad_clip_norm = config_dict.placeholder(float)
+  config.progress_bar = True
+  return config
