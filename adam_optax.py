@@ -11,6 +11,7 @@ Everything is a pure ``init``/``update`` pair over pytrees; the step count lives
 in the state, so the functions can be jitted, vmapped, scanned and checkpointed.
 """
 
+import numbers
 from typing import Any, Callable, NamedTuple, Optional, Union
 
 import jax
@@ -72,7 +73,9 @@ class ScaleByAmsgradState(NamedTuple):
 
 def _is_concrete_number(value: Any) -> bool:
   """Whether `value` is a plain Python/NumPy real number we can check."""
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
+  # numbers.Real covers np.float32 and np.int64, which are not Python floats
+  # or ints; jax arrays (and so tracers) are not registered with it.
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _check_unit_interval(name: str, value: Any) -> None:
@@ -135,8 +138,13 @@ def _upcast(*arrays: jax.Array) -> tuple[jax.Array, ...]:
 
 
 def _bias_correction(decay: jax.Array, count: jax.Array) -> jax.Array:
-  """1 - decay**t in float32: in bf16, 1 - 0.999**t rounds to 0 for small t."""
-  return 1 - jnp.asarray(decay, jnp.float32) ** count.astype(jnp.float32)
+  """1 - decay**t in the widest enabled float (float32, or float64 with x64).
+
+  Never in the moments' dtype: in bf16, 1 - 0.999**t rounds to 0 for small t.
+  Under x64 a float32 factor would cap float64 Adam at float32 accuracy.
+  """
+  dtype = jax.dtypes.canonicalize_dtype(jnp.float64)
+  return 1 - jnp.asarray(decay, dtype) ** count.astype(dtype)
 
 
 # ----------------------------------------------------------------------------
@@ -187,9 +195,10 @@ def scale_by_adam(
   which equals ours with :math:`\varepsilon = \hat\varepsilon /
   \sqrt{1 - \beta_2^t}`: the same algorithm with a step-dependent epsilon.
 
-  Bias-correction factors are computed in float32 whatever the moment dtype,
-  and the arithmetic runs in at least float32; the update is returned in the
-  gradient's dtype (bf16 gradients give bf16 updates).
+  Bias-correction factors are computed in float32 (float64 with x64 enabled)
+  whatever the moment dtype, and the arithmetic runs in at least float32; the
+  update is returned in the gradient's dtype (bf16 gradients give bf16
+  updates).
 
   Args:
     b1: decay rate of the first moment, in [0, 1).
@@ -199,8 +208,9 @@ def scale_by_adam(
       differentiating through the update, e.g. in meta-learning).
     mu_dtype: storage dtype of the first moment; None keeps the params' dtype.
     nu_dtype: storage dtype of the second moment (and of ``nu_max``); None
-      keeps the params' dtype. Use float32 with bf16 params to keep the
-      small squared gradients from underflowing.
+      keeps the params' dtype. Use float32 with bf16 params: bf16's 8-bit
+      mantissa cannot register the 0.1% change that b2 = 0.999 makes per
+      step, so a bf16 v_t stops tracking the gradients.
     nesterov: use Nesterov momentum (NAdam).
     amsgrad: use the AMSGrad maximum of the second moment.
 

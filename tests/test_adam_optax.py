@@ -1,0 +1,745 @@
+"""Tests for adam_optax: parity with Optax and the paper, composition with
+Optax/Flax, behaviour under JAX transformations, convergence and bad input.
+
+Long trajectories run as one jitted `lax.scan` so the 1,000-step comparisons
+cost one compilation each.
+"""
+
+import doctest
+import functools
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax.training import train_state
+
+import adam_optax
+
+STEPS = 1000
+INT32_MAX = 2**31 - 1
+
+
+# ----------------------------------------------------------------------------
+# Shared helpers.
+
+
+def _params(seed=0, dtype=jnp.float32):
+  """A nested dict/tuple pytree with matrix, vector, 3-D and scalar leaves."""
+  k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(seed), 4)
+  return {
+      'dense': {'w': jax.random.normal(k1, (3, 4), dtype),
+                'b': jax.random.normal(k2, (4,), dtype)},
+      'conv': (jax.random.normal(k3, (2, 3, 2), dtype),
+               jax.random.normal(k4, (), dtype)),
+  }
+
+
+def _grads(params, steps, seed=1, scale=1.0):
+  """Random gradients like `params`, stacked along a leading `steps` axis."""
+  leaves, treedef = jax.tree.flatten(params)
+  keys = jax.random.split(jax.random.PRNGKey(seed), len(leaves))
+  return treedef.unflatten([
+      scale * jax.random.normal(k, (steps,) + x.shape, x.dtype)
+      for k, x in zip(keys, leaves)
+  ])
+
+
+def _run(tx, params, grads, state_fn=lambda state: state):
+  """Applies `tx` for each gradient in the stack, in one jitted scan.
+
+  Args:
+    tx: the transformation; `update` gets the params (AdamW needs them).
+    params: initial params.
+    grads: gradients stacked on a leading axis, one slice per step.
+    state_fn: applied to the state after every step (e.g. to round it).
+
+  Returns:
+    ((final params, final state), params after every step).
+  """
+
+  @jax.jit
+  def run(params, grads):
+    """The whole trajectory."""
+
+    def step(carry, g):
+      """One optimizer step; also emits the new params."""
+      params, state = carry
+      updates, state = tx.update(g, state, params)
+      params = optax.apply_updates(params, updates)
+      return (params, state_fn(state)), params
+
+    return jax.lax.scan(step, (params, tx.init(params)), grads)
+
+  return run(params, grads)
+
+
+def _assert_trees_close(actual, expected, rtol, atol=0.0):
+  """Leaf-by-leaf allclose in float64, leaves in flattening order.
+
+  Structures are not compared: our state classes are not Optax's, but their
+  fields (count, mu, nu[, nu_max]) flatten in the same order.
+  """
+  actual, expected = jax.tree.leaves(actual), jax.tree.leaves(expected)
+  assert len(actual) == len(expected)
+  for a, e in zip(actual, expected):
+    assert jnp.shape(a) == jnp.shape(e)
+    np.testing.assert_allclose(np.asarray(a, np.float64),
+                               np.asarray(e, np.float64), rtol=rtol, atol=atol)
+
+
+def _paper_adam(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
+  """Algorithm 1 of Kingma & Ba (2015) in NumPy float64; params per step."""
+  m = np.zeros_like(theta)
+  v = np.zeros_like(theta)
+  trajectory = []
+  for t, g in enumerate(grads, start=1):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    m_hat = m / (1 - b1**t)
+    v_hat = v / (1 - b2**t)
+    theta = theta - lr * m_hat / (np.sqrt(v_hat) + eps)
+    trajectory.append(theta)
+  return np.stack(trajectory)
+
+
+def _paper_adamax(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
+  """Algorithm 2 (Adamax) in NumPy float64, eps inside the max; per step."""
+  m = np.zeros_like(theta)
+  u = np.zeros_like(theta)
+  trajectory = []
+  for t, g in enumerate(grads, start=1):
+    m = b1 * m + (1 - b1) * g
+    u = np.maximum(b2 * u, np.abs(g) + eps)
+    theta = theta - (lr / (1 - b1**t)) * m / u
+    trajectory.append(theta)
+  return np.stack(trajectory)
+
+
+def _pytorch_amsgrad(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
+  """PyTorch's Adam(amsgrad=True) rule in NumPy float64; params per step.
+
+  It keeps the maximum of the raw v_t and divides it by the current
+  sqrt(1 - b2^t), unlike Optax (and us), which keep the maximum of the
+  bias-corrected v_t.
+  """
+  m = np.zeros_like(theta)
+  v = np.zeros_like(theta)
+  v_max = np.zeros_like(theta)
+  trajectory = []
+  for t, g in enumerate(grads, start=1):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    v_max = np.maximum(v_max, v)
+    denom = np.sqrt(v_max) / np.sqrt(1 - b2**t) + eps
+    theta = theta - (lr / (1 - b1**t)) * m / denom
+    trajectory.append(theta)
+  return np.stack(trajectory)
+
+
+def _jitted_step(tx, traces=None):
+  """A jitted (params, state, grads) -> (params, state) step for `tx`.
+
+  Args:
+    tx: the transformation.
+    traces: if given, a list that gets one entry per trace (compilation).
+  """
+
+  @jax.jit
+  def step(params, state, grads):
+    """Update and apply."""
+    if traces is not None:
+      traces.append(None)
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  return step
+
+
+# ----------------------------------------------------------------------------
+# Parity with Optax: 1,000 jitted steps on a random nested pytree.
+
+SCHEDULE = optax.warmup_cosine_decay_schedule(0.0, 1e-2, 100, STEPS)
+
+
+def _decay_matrices(params):
+  """The usual AdamW mask: decay weight matrices, not biases or scalars."""
+  return jax.tree.map(lambda x: x.ndim > 1, params)
+
+
+_MASK_TREE = {'dense': {'w': True, 'b': False}, 'conv': (True, False)}
+
+# name -> (ours, Optax's), called with the same arguments.
+_OPTIMIZERS = {
+    'adam': (adam_optax.adam, optax.adam),
+    'adamw': (functools.partial(adam_optax.adamw, weight_decay=0.1),
+              functools.partial(optax.adamw, weight_decay=0.1)),
+    'adamw_mask_tree': (
+        functools.partial(adam_optax.adamw, weight_decay=0.1, mask=_MASK_TREE),
+        functools.partial(optax.adamw, weight_decay=0.1, mask=_MASK_TREE)),
+    'adamw_mask_callable': (
+        functools.partial(adam_optax.adamw, weight_decay=0.1,
+                          mask=_decay_matrices),
+        functools.partial(optax.adamw, weight_decay=0.1,
+                          mask=_decay_matrices)),
+    'nadam': (adam_optax.nadam, optax.nadam),
+    'amsgrad': (adam_optax.amsgrad, optax.amsgrad),
+    'adamax': (adam_optax.adamax, optax.adamax),
+}
+
+# Hyperparameter sets; the learning rate is 1e-2 unless given.
+_HYPERPARAMS = {
+    'defaults': {},
+    'b1_b2_eps': {'b1': 0.5, 'b2': 0.95, 'eps': 1e-3},
+    'b1_zero_eps_root': {'b1': 0.0, 'b2': 0.9, 'eps': 0.0, 'eps_root': 1e-6},
+    'mu_float32': {'mu_dtype': jnp.float32},
+    'mu_bfloat16': {'mu_dtype': jnp.bfloat16},
+    'schedule': {'learning_rate': SCHEDULE},
+}
+
+
+# Which hyperparameter sets each optimizer runs with: all of them for Adam;
+# for the others, those that reach code of their own (NAdam's and AMSGrad's
+# use of mu, the schedule scaling AdamW's decay, the two kinds of mask).
+_PARITY_CASES = {
+    'adam': list(_HYPERPARAMS),
+    'nadam': ['defaults', 'b1_zero_eps_root', 'mu_bfloat16'],
+    'amsgrad': ['defaults', 'b1_b2_eps', 'mu_bfloat16'],
+    'adamw': ['defaults', 'schedule'],
+    'adamw_mask_tree': ['b1_b2_eps'],
+    'adamw_mask_callable': ['mu_float32'],
+    'adamax': ['defaults', 'b1_b2_eps', 'schedule'],
+}
+
+
+def _round_mu(state, dtype):
+  """Rounds the first moment of a chain's first state to `dtype` and back."""
+  inner = state[0]
+  mu = jax.tree.map(lambda m: m.astype(dtype).astype(m.dtype), inner.mu)
+  return (inner._replace(mu=mu),) + tuple(state[1:])
+
+
+@pytest.mark.parametrize('opt, kwargs', [
+    pytest.param(opt, _HYPERPARAMS[hp], id=f'{opt}-{hp}')
+    for opt, hps in _PARITY_CASES.items() for hp in hps
+])
+def test_parity_with_optax(opt, kwargs):
+  """1,000 steps give Optax's params and state to rtol 1e-6 in float32.
+
+  bfloat16 mu: Optax computes b1 * mu_{t-1} in bfloat16 (a Python float times a
+  bf16 array stays bf16) where we upcast to float32 first, so the two are not
+  comparable bit for bit. The reference there is Optax with a float32 mu that
+  is rounded to bfloat16 after every step: float32 arithmetic, bf16 storage,
+  which is what we claim to do.
+  """
+  ours, theirs = _OPTIMIZERS[opt]
+  kwargs = {'learning_rate': 1e-2, **kwargs}
+  ref_kwargs, state_fn = kwargs, lambda state: state
+  if kwargs.get('mu_dtype') == jnp.bfloat16:
+    ref_kwargs = {**kwargs, 'mu_dtype': None}
+    state_fn = functools.partial(_round_mu, dtype=jnp.bfloat16)
+  params = _params()
+  grads = _grads(params, STEPS)
+
+  (p_ours, s_ours), _ = _run(ours(**kwargs), params, grads)
+  (p_ref, s_ref), _ = _run(theirs(**ref_kwargs), params, grads, state_fn)
+
+  _assert_trees_close(p_ours, p_ref, rtol=1e-6)
+  _assert_trees_close(s_ours, s_ref, rtol=1e-6)
+  # The comparison is meaningful: the params moved.
+  assert not np.allclose(p_ours['dense']['w'], params['dense']['w'])
+  if 'mu_dtype' in kwargs:
+    mu_dtypes = {x.dtype for x in jax.tree.leaves(s_ours[0].mu)}
+    assert mu_dtypes == {jnp.dtype(kwargs['mu_dtype'])}
+
+
+# ----------------------------------------------------------------------------
+# AMSGrad: Optax's rule, not PyTorch's.
+
+
+def _large_then_small_grads():
+  """Gradients where the running max matters: 3 large steps, then small."""
+  signs = np.array([1.0, -1.0, 0.5])
+  return np.concatenate([np.tile(10 * signs, (3, 1)),
+                         np.tile(0.1 * signs, (47, 1))])
+
+
+def test_amsgrad_follows_optax_not_pytorch():
+  """Equal to optax.amsgrad; equal to PyTorch's rule at step 1 only.
+
+  Run in float64 (x64) so that step sizes of 1e-2 compare to ~1e-12.
+  """
+  grads = _large_then_small_grads()
+  theta0 = np.array([1.0, 2.0, -3.0])
+  lr = 1e-2
+  with jax.enable_x64(True):
+    _, ours = _run(adam_optax.amsgrad(lr), jnp.asarray(theta0),
+                   jnp.asarray(grads))
+    _, theirs = _run(optax.amsgrad(lr), jnp.asarray(theta0),
+                     jnp.asarray(grads))
+  torch_rule = _pytorch_amsgrad(theta0, grads, lr)
+
+  np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+  steps_ours = np.diff(np.concatenate([theta0[None], ours]), axis=0)
+  steps_torch = np.diff(np.concatenate([theta0[None], torch_rule]), axis=0)
+  np.testing.assert_allclose(steps_ours[0], steps_torch[0], rtol=1e-10)
+  # Later the raw max over the growing 1 - b2^t shrinks PyTorch's denominator,
+  # so its steps are far larger than ours (about 4x at step 50).
+  assert np.all(np.abs(steps_torch[-1]) > 3 * np.abs(steps_ours[-1]))
+
+
+def test_pytorch_amsgrad_reference_matches_torch():
+  """The NumPy PyTorch-rule above is what torch.optim.Adam(amsgrad) does."""
+  torch = pytest.importorskip('torch')
+  grads = _large_then_small_grads()
+  theta0 = np.array([1.0, 2.0, -3.0])
+  theta = torch.tensor(theta0, dtype=torch.float64, requires_grad=True)
+  opt = torch.optim.Adam([theta], lr=1e-2, amsgrad=True)
+  trajectory = []
+  for g in grads:
+    theta.grad = torch.tensor(g, dtype=torch.float64)
+    opt.step()
+    trajectory.append(theta.detach().numpy().copy())
+  np.testing.assert_allclose(np.stack(trajectory),
+                             _pytorch_amsgrad(theta0, grads, 1e-2),
+                             rtol=1e-10)
+
+
+# ----------------------------------------------------------------------------
+# Parity with the paper (Algorithms 1 and 2) in NumPy float64.
+
+
+@pytest.mark.parametrize('x64, rtol, atol', [(True, 1e-12, 1e-14),
+                                             (False, 1e-5, 2e-5)],
+                         ids=['float64', 'float32'])
+@pytest.mark.parametrize('hyperparams', [
+    {'b1': 0.9, 'b2': 0.999, 'eps': 1e-8},
+    {'b1': 0.5, 'b2': 0.9, 'eps': 1e-4},
+], ids=['paper_defaults', 'other'])
+@pytest.mark.parametrize('ours, paper', [
+    (adam_optax.adam, _paper_adam),
+    (adam_optax.adamax, _paper_adamax),
+], ids=['adam', 'adamax'])
+def test_parity_with_paper(ours, paper, hyperparams, x64, rtol, atol):
+  """Our 1,000-step trajectory equals the paper's algorithm in NumPy.
+
+  With x64 on, ours runs in float64 and agrees to ~1e-15. In float32 the
+  rounding accumulated over 1,000 steps reaches ~5e-6 in absolute terms
+  (params are of order 1), and params that cross zero make a pure relative
+  tolerance meaningless, hence atol 2e-5.
+  """
+  rng = np.random.default_rng(0)
+  theta0 = rng.normal(size=7)
+  grads = rng.normal(size=(STEPS, 7))
+  expected = paper(theta0, grads, 1e-2, **hyperparams)
+  with jax.enable_x64(x64):
+    _, trajectory = _run(ours(1e-2, **hyperparams), jnp.asarray(theta0),
+                         jnp.asarray(grads))
+    assert trajectory.dtype == (jnp.float64 if x64 else jnp.float32)
+  np.testing.assert_allclose(trajectory, expected, rtol=rtol, atol=atol)
+
+
+# ----------------------------------------------------------------------------
+# Composition with Optax and Flax.
+
+
+def test_chain_clip_then_adam():
+  """clip_by_global_norm -> scale_by_adam -> lr equals Adam on clipped grads.
+
+  In float64 (x64) so that the displacements, ~1e-3, compare to 1e-9.
+  """
+  rng = np.random.default_rng(0)
+  theta0 = rng.normal(size=5)
+  # Alternate norms above and below the threshold so clipping sometimes bites.
+  grads = rng.normal(size=(20, 5)) * np.tile([3.0, 0.1], 10)[:, None]
+  norms = np.linalg.norm(grads, axis=1, keepdims=True)
+  clipped = grads * np.minimum(1.0, 1.0 / norms)
+  tx = optax.chain(optax.clip_by_global_norm(1.0), adam_optax.scale_by_adam(),
+                   optax.scale_by_learning_rate(1e-3))
+
+  with jax.enable_x64(True):
+    _, trajectory = _run(tx, jnp.asarray(theta0), jnp.asarray(grads))
+
+  moved = np.asarray(trajectory) - theta0
+  expected = _paper_adam(theta0, clipped, 1e-3) - theta0
+  np.testing.assert_allclose(moved, expected, rtol=1e-9)
+  unclipped = _paper_adam(theta0, grads, 1e-3) - theta0
+  assert not np.allclose(moved, unclipped, rtol=1e-2)
+
+
+def test_masked():
+  """optax.masked: Adam on masked-in leaves, raw gradient on the others."""
+  params = {'w': jnp.array([1.0, -2.0]), 'b': jnp.array([0.5])}
+  grads = {'w': jnp.array([0.3, -4.0]), 'b': jnp.array([7.0])}
+  tx = optax.masked(adam_optax.adam(0.1), {'w': True, 'b': False})
+  state = tx.init(params)
+
+  updates, state = tx.update(grads, state, params)
+
+  adam = adam_optax.adam(0.1)
+  w_only, _ = adam.update(grads['w'], adam.init(params['w']))
+  np.testing.assert_allclose(updates['w'], w_only, rtol=1e-6)
+  np.testing.assert_array_equal(updates['b'], grads['b'])
+  assert isinstance(state.inner_state[0].mu['b'], optax.MaskedNode)
+
+
+def test_multi_steps_equals_one_step_on_mean_gradient():
+  """MultiSteps(k=4): 8 micro-steps equal 2 Adam steps on 4-step means."""
+  k = 4
+  params = _params()
+  micro = _grads(params, 2 * k)
+  tx = optax.MultiSteps(adam_optax.adam(0.1), every_k_schedule=k)
+
+  _, trajectory = _run(tx, params, micro)
+
+  means = jax.tree.map(lambda g: g.reshape((2, k) + g.shape[1:]).mean(1),
+                       micro)
+  (expected, _), _ = _run(adam_optax.adam(0.1), params, means)
+  _assert_trees_close(jax.tree.map(lambda x: x[-1], trajectory), expected,
+                      rtol=1e-6)
+  # Nothing moves until the k-th micro-step.
+  _assert_trees_close(jax.tree.map(lambda x: x[k - 2], trajectory), params,
+                      rtol=0.0)
+
+
+def test_apply_if_finite_skips_nan_gradient():
+  """A NaN gradient leaves params and inner state unchanged, counts once."""
+  tx = optax.apply_if_finite(adam_optax.adam(0.1), max_consecutive_errors=5)
+  params = jnp.array([1.0, -2.0])
+  step = _jitted_step(tx)
+  params, state = step(params, tx.init(params), jnp.array([0.5, 0.5]))
+
+  new_params, new_state = step(params, state, jnp.array([jnp.nan, 1.0]))
+
+  np.testing.assert_array_equal(new_params, params)
+  _assert_trees_close(new_state.inner_state, state.inner_state, rtol=0.0)
+  assert int(new_state.notfinite_count) == int(state.notfinite_count) + 1 == 1
+  assert int(new_state.total_notfinite) == 1
+  assert not bool(new_state.last_finite)
+
+
+def test_inject_hyperparams_changes_lr_without_recompiling():
+  """The injected lr is readable, settable in the state, and not retraced."""
+  tx = optax.inject_hyperparams(adam_optax.adam)(learning_rate=0.1)
+  traces = []
+  step = _jitted_step(tx, traces)
+  params = _params()
+  grads = _grads(params, 6)
+  state = tx.init(params)
+  assert float(state.hyperparams['learning_rate']) == pytest.approx(0.1)
+
+  reference = adam_optax.adam(0.1)
+  ref_params, ref_state = params, reference.init(params)
+  for i in range(6):
+    g = jax.tree.map(lambda x, i=i: x[i], grads)
+    if i == 3:
+      # Strongly typed float32 like the injected value: a weakly typed
+      # jnp.asarray(0.01) would be a new input type and retrace the step.
+      state = state._replace(hyperparams={
+          **state.hyperparams, 'learning_rate': jnp.asarray(0.01, jnp.float32)})
+      # A fresh optimizer at the new rate, continuing from the same moments.
+      reference = adam_optax.adam(0.01)
+    params, state = step(params, state, g)
+    updates, ref_state = reference.update(g, ref_state)
+    ref_params = optax.apply_updates(ref_params, updates)
+
+  assert len(traces) == 1
+  assert float(state.hyperparams['learning_rate']) == pytest.approx(0.01)
+  # inject_hyperparams also makes b1, b2, eps float32 arrays, so 1 - b1 etc.
+  # are rounded in float32 rather than folded from Python floats: ~1e-7
+  # relative per step. Far below the ~0.3 that keeping lr = 0.1 would move.
+  _assert_trees_close(params, ref_params, rtol=1e-5, atol=1e-5)
+  _assert_trees_close(state.inner_state, ref_state, rtol=1e-5, atol=1e-5)
+
+
+def test_inject_hyperparams_with_array_hyperparams_is_not_checked():
+  """Array (possibly traced) hyperparameters pass through unchecked."""
+  tx = optax.inject_hyperparams(adam_optax.adamw)(
+      learning_rate=jnp.asarray(0.1), b1=jnp.asarray(0.9),
+      weight_decay=jnp.asarray(0.5))
+  params = jnp.array([1.0, -1.0])
+  # A first step is -lr * (sign(g) + wd * params), up to the float32 rounding
+  # of 1 - 0.999 (~1e-5 relative).
+  updates, _ = tx.update(params, tx.init(params), params)
+  np.testing.assert_allclose(updates, [-0.15, 0.15], rtol=1e-4)
+
+  # A negative traced rate is not rejected: it simply ascends.
+  def first_update(lr):
+    """The first Adam update at rate `lr`."""
+    tx = adam_optax.adam(lr)
+    return tx.update(params, tx.init(params))[0]
+
+  np.testing.assert_allclose(jax.jit(first_update)(-0.1), [0.1, -0.1],
+                             rtol=1e-4)
+
+
+def test_flax_train_state():
+  """TrainState.apply_gradients with our adam matches optax.adam."""
+  params = _params()
+  grads = _grads(params, 5)
+  states = [
+      train_state.TrainState.create(apply_fn=lambda p, x: x, params=params,
+                                    tx=tx)
+      for tx in (adam_optax.adam(1e-3), optax.adam(1e-3))
+  ]
+  apply_gradients = jax.jit(lambda s, g: s.apply_gradients(grads=g))
+  for i in range(5):
+    g = jax.tree.map(lambda x, i=i: x[i], grads)
+    states = [apply_gradients(s, g) for s in states]
+  ours, theirs = states
+  assert int(ours.step) == 5
+  _assert_trees_close(ours.params, theirs.params, rtol=1e-6)
+  assert not np.allclose(ours.params['dense']['w'], params['dense']['w'])
+
+
+# ----------------------------------------------------------------------------
+# JAX transformations and dtypes.
+
+
+def test_jit_compiles_once():
+  """A second call with new values reuses the compiled update."""
+  tx = adam_optax.adamw(0.1, weight_decay=0.1)
+  traces = []
+  step = _jitted_step(tx, traces)
+  params = _params()
+  grads = _grads(params, 2)
+  state = tx.init(params)
+  for i in range(2):
+    params, state = step(params, state, jax.tree.map(lambda x, i=i: x[i],
+                                                     grads))
+  assert len(traces) == 1
+  assert int(state[0].count) == 2
+
+
+@pytest.mark.parametrize('make_tx', [
+    adam_optax.adam, adam_optax.amsgrad, adam_optax.adamax,
+    functools.partial(adam_optax.adamw, weight_decay=0.1),
+], ids=['adam', 'amsgrad', 'adamax', 'adamw'])
+def test_vmap_over_independent_problems(make_tx):
+  """vmap over a batch of problems equals solving each one on its own."""
+  tx = make_tx(0.1)
+  batch = jax.random.normal(jax.random.PRNGKey(0), (3, 4))
+  grads = jax.random.normal(jax.random.PRNGKey(1), (5, 3, 4))
+  vmapped = jax.jit(jax.vmap(_jitted_step(tx)))
+
+  params, state = batch, jax.vmap(tx.init)(batch)
+  for g in grads:
+    params, state = vmapped(params, state, g)
+
+  for i in range(3):
+    (expected, _), _ = _run(tx, batch[i], grads[:, i])
+    np.testing.assert_allclose(params[i], expected, rtol=1e-6)
+
+
+def _structure_and_dtypes(tree):
+  """The tree structure and the dtype of every leaf."""
+  return jax.tree.structure(tree), [x.dtype for x in jax.tree.leaves(tree)]
+
+
+@pytest.mark.parametrize('param_dtype, kwargs', [
+    (jnp.float32, {}),
+    (jnp.bfloat16, {}),
+    (jnp.bfloat16, {'mu_dtype': jnp.float32, 'nu_dtype': jnp.float32}),
+    (jnp.bfloat16, {'nu_dtype': jnp.float32, 'amsgrad': True}),
+    (jnp.float32, {'mu_dtype': jnp.bfloat16, 'nesterov': True}),
+], ids=['f32', 'bf16', 'bf16_f32_moments', 'bf16_amsgrad', 'f32_bf16_mu'])
+def test_state_survives_cond_and_scan(param_dtype, kwargs):
+  """Through lax.cond and lax.scan the state keeps structure and dtypes."""
+  tx = adam_optax.scale_by_adam(**kwargs)
+  params = _params(dtype=param_dtype)
+  grads = _grads(params, 4)
+  state0 = tx.init(params)
+
+  def step(state, g):
+    """Updates the state only where the step index is even (via cond)."""
+    return jax.lax.cond(state.count % 2 == 0,
+                        lambda s: tx.update(g, s)[1],
+                        lambda s: s._replace(count=s.count + 1),
+                        state), None
+
+  state, _ = jax.jit(lambda s, g: jax.lax.scan(step, s, g))(state0, grads)
+
+  assert _structure_and_dtypes(state) == _structure_and_dtypes(state0)
+  assert int(state.count) == 4
+  assert state.count.dtype == jnp.int32
+
+
+def test_bfloat16_params_and_float32_nu():
+  """bf16 params give bf16 updates; nu_dtype=float32 keeps nu in float32."""
+  tx = adam_optax.adam(1e-3, nu_dtype=jnp.float32)
+  params = _params(dtype=jnp.bfloat16)
+  state = tx.init(params)
+  grads = _grads(params, 3, scale=1e-3)
+  update = jax.jit(tx.update)
+  for i in range(3):
+    updates, state = update(jax.tree.map(lambda x, i=i: x[i], grads), state)
+  assert {x.dtype for x in jax.tree.leaves(updates)} == {jnp.dtype('bfloat16')}
+  assert {x.dtype for x in jax.tree.leaves(state[0].mu)} == {
+      jnp.dtype('bfloat16')}
+  assert {x.dtype for x in jax.tree.leaves(state[0].nu)} == {
+      jnp.dtype('float32')}
+
+
+def test_bfloat16_arithmetic_runs_in_float32():
+  """All-bf16 params and moments: the step is float32 math rounded to bf16.
+
+  The reference is optax.scale_by_adam on the same values upcast to float32;
+  Optax run on the bf16 values themselves computes in bf16 and differs.
+  """
+  tx = adam_optax.scale_by_adam()
+  params = _params(dtype=jnp.bfloat16)
+  g0, g1 = (jax.tree.map(lambda x, i=i: x[i], _grads(params, 2))
+            for i in range(2))
+  _, state = jax.jit(tx.update)(g0, tx.init(params))  # Nonzero moments.
+
+  updates, new_state = jax.jit(tx.update)(g1, state)
+
+  to_f32 = lambda tree: jax.tree.map(lambda x: x.astype(jnp.float32), tree)
+  to_bf16 = lambda tree: jax.tree.map(lambda x: x.astype(jnp.bfloat16), tree)
+  optax_adam = jax.jit(optax.scale_by_adam().update)
+  ref_updates, ref_state = optax_adam(
+      to_f32(g1), optax.ScaleByAdamState(state.count, to_f32(state.mu),
+                                         to_f32(state.nu)))
+  _assert_trees_close(updates, to_bf16(ref_updates), rtol=0.0)
+  _assert_trees_close((new_state.mu, new_state.nu),
+                      to_bf16((ref_state.mu, ref_state.nu)), rtol=0.0)
+  bf16_updates, _ = optax_adam(
+      g1, optax.ScaleByAdamState(state.count, state.mu, state.nu))
+  assert not all(bool(jnp.array_equal(a, b)) for a, b in zip(
+      jax.tree.leaves(updates), jax.tree.leaves(bf16_updates)))
+
+
+def test_bias_correction_is_float32_with_bfloat16_moments():
+  """The first all-bf16 step is ~ -lr * sign(g), not inf or nan."""
+  # In bf16 the correction itself would be 0: 0.999 rounds to 1.
+  assert float(1 - jnp.asarray(0.999, jnp.bfloat16)) == 0.0
+  tx = adam_optax.adam(1e-3)
+  params = jnp.array([1.0, -2.0, 3.0], jnp.bfloat16)
+  updates, state = tx.update(2 * params, tx.init(params))
+  assert updates.dtype == state[0].nu.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(updates, np.float32),
+                             -1e-3 * np.sign([1.0, -2.0, 3.0]), rtol=1e-2)
+
+
+@pytest.mark.parametrize('tx', [
+    adam_optax.scale_by_adam(), adam_optax.scale_by_adam(nesterov=True),
+    adam_optax.scale_by_adam(amsgrad=True), adam_optax.scale_by_adamax(),
+], ids=['adam', 'nadam', 'amsgrad', 'adamax'])
+def test_count_is_int32_and_saturates(tx):
+  """count starts as int32 0 and stays at the int32 maximum, not negative."""
+  params = jnp.array([1.0, -2.0])
+  state = tx.init(params)
+  assert state.count.dtype == jnp.int32 and int(state.count) == 0
+  state = state._replace(count=jnp.asarray(INT32_MAX, jnp.int32))
+
+  updates, state = jax.jit(tx.update)(params, state)
+
+  assert state.count.dtype == jnp.int32
+  assert int(state.count) == INT32_MAX
+  assert bool(jnp.all(jnp.isfinite(updates)))
+
+
+# ----------------------------------------------------------------------------
+# Convergence.
+
+
+def _minimise(tx, loss, x0, steps):
+  """Runs `steps` jitted steps of `tx` on `loss` from `x0`; the final x."""
+
+  def step(carry, _):
+    """One gradient step."""
+    x, state = carry
+    updates, state = tx.update(jax.grad(loss)(x), state, x)
+    return (optax.apply_updates(x, updates), state), None
+
+  run = jax.jit(lambda x: jax.lax.scan(step, (x, tx.init(x)), None,
+                                       length=steps)[0][0])
+  return run(x0)
+
+
+@pytest.mark.parametrize('make_tx', [
+    adam_optax.adam, adam_optax.nadam, adam_optax.amsgrad, adam_optax.adamax,
+    functools.partial(adam_optax.adamw, weight_decay=0.0),
+], ids=['adam', 'nadam', 'amsgrad', 'adamax', 'adamw'])
+def test_minimises_parabola(make_tx):
+  """lr 0.1, 500 steps: sum((x - c)^2) from 0 gets within 1e-5 of c."""
+  c = jnp.array([1.0, -2.0, 3.0])
+  x = _minimise(make_tx(0.1), lambda x: jnp.sum((x - c)**2), jnp.zeros(3), 500)
+  np.testing.assert_allclose(x, c, atol=1e-5)
+
+
+@pytest.mark.parametrize('make_tx', [adam_optax.adam, adam_optax.adamax],
+                         ids=['adam', 'adamax'])
+def test_minimises_rosenbrock(make_tx):
+  """lr 0.02, 5,000 steps: from (-1.2, 1) to within 1e-4 of (1, 1)."""
+
+  def rosenbrock(x):
+    """The 2-D Rosenbrock function, minimum 0 at (1, 1)."""
+    return (1 - x[0])**2 + 100 * (x[1] - x[0]**2)**2
+
+  x = _minimise(make_tx(0.02), rosenbrock, jnp.array([-1.2, 1.0]), 5000)
+  np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-4)
+
+
+# ----------------------------------------------------------------------------
+# Bad input: ValueError at construction naming argument, value and range.
+
+_UNIT = '[0, 1)'
+_NON_NEGATIVE = '>= 0'
+_DTYPES = 'None or a floating dtype'
+_ALL_OPTIMIZERS = [adam_optax.adam, adam_optax.adamw, adam_optax.adamax,
+                   adam_optax.nadam, adam_optax.amsgrad]
+
+
+def _bad_input_cases():
+  """(factory, kwargs, bad argument name, accepted range) cases."""
+  cases = []
+  for factory in (adam_optax.scale_by_adam, adam_optax.scale_by_adamax):
+    for name, value, accepted in [
+        ('b1', 1.0, _UNIT), ('b1', -0.1, _UNIT), ('b2', 1.0, _UNIT),
+        ('b2', -0.1, _UNIT), ('b1', np.float32(1.5), _UNIT),
+        ('b2', math.nan, _UNIT), ('eps', -1e-8, _NON_NEGATIVE)]:
+      cases.append((factory, {name: value}, name, accepted))
+  for name, value, accepted in [
+      ('eps_root', -1e-8, _NON_NEGATIVE), ('mu_dtype', 'float33', _DTYPES),
+      ('mu_dtype', 'int32', _DTYPES), ('nu_dtype', 'float33', _DTYPES),
+      ('nu_dtype', jnp.int32, _DTYPES)]:
+    cases.append((adam_optax.scale_by_adam, {name: value}, name, accepted))
+  for factory in _ALL_OPTIMIZERS:
+    cases.append((factory, {'learning_rate': -0.1}, 'learning_rate',
+                  _NON_NEGATIVE))
+    cases.append((factory, {'learning_rate': 0.1, 'b2': 1.0}, 'b2', _UNIT))
+  cases.append((adam_optax.adamw, {'learning_rate': 0.1, 'weight_decay': -1.0},
+                'weight_decay', _NON_NEGATIVE))
+  return [pytest.param(f, kw, name, accepted,
+                       id=f'{f.__name__}-{name}={kw[name]!r}')
+          for f, kw, name, accepted in cases]
+
+
+@pytest.mark.parametrize('factory, kwargs, name, accepted',
+                         _bad_input_cases())
+def test_bad_input_raises_value_error(factory, kwargs, name, accepted):
+  """The message names the argument, its value and the accepted range."""
+  pattern = re.escape(f'{name}={kwargs[name]!r}') + '.*' + re.escape(accepted)
+  with pytest.raises(ValueError, match=pattern):
+    factory(**kwargs)
+
+
+def test_complex_params_are_rejected_at_init():
+  """The second moment assumes real params; complex ones fail loudly."""
+  with pytest.raises(ValueError, match='real parameters only.*complex64'):
+    adam_optax.adam(0.1).init({'z': jnp.ones(2, jnp.complex64)})
+
+
+# ----------------------------------------------------------------------------
+# Documentation.
+
+
+def test_doctests():
+  """The examples in adam_optax's docstrings run and print what they say."""
+  results = doctest.testmod(adam_optax)
+  assert results.attempted > 0
+  assert results.failed == 0
