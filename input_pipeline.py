@@ -1,0 +1,259 @@
+"""MNIST-style datasets as in-memory NumPy arrays, read from IDX files.
+
+The whole dataset fits in memory (60,000 x 784 bytes for MNIST), so this module
+returns plain arrays and leaves batching and shuffling to the trainer.
+
+Data comes either from a folder holding the four IDX files of the MNIST
+distribution, or, with no folder, from the same files that TensorFlow Datasets
+(TFDS) downloads once and caches under its data dir. The TFDS path needs
+neither TensorFlow nor TFDS's prepared records: TFDS's `mnist` builder reads
+its downloads through `tf.io.gfile`, so only TFDS's download manager is used
+here, and the cached IDX files are parsed with NumPy.
+"""
+
+import gzip
+import os
+from typing import NamedTuple
+import urllib.parse
+
+from absl import logging
+import numpy as np
+
+
+class Split(NamedTuple):
+  """One split of a dataset.
+
+  Attributes:
+    images: uint8 array of shape (N, 28, 28, 1).
+    labels: int32 array of shape (N,), values in 0..9.
+  """
+  images: np.ndarray
+  labels: np.ndarray
+
+
+DATASETS = ('mnist', 'fashion_mnist')
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+# IDX magic numbers: two zero bytes, the element type (0x08 is uint8), then
+# the number of dimensions.
+_LABELS_MAGIC = 0x00000801
+_IMAGES_MAGIC = 0x00000803
+_ACCEPTED_MAGICS = (
+    f'0x{_LABELS_MAGIC:08x} (uint8, 1-D labels) or '
+    f'0x{_IMAGES_MAGIC:08x} (uint8, 3-D images)')
+
+# (images, labels) file names per split, as the MNIST distribution names them.
+_SPLIT_FILES = {
+    'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
+    'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
+}
+_IDX_NAMES = tuple(name for pair in _SPLIT_FILES.values() for name in pair)
+
+# Seconds to wait for the download server before declaring it unreachable.
+_REACHABILITY_TIMEOUT_S = 5
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads one uint8 IDX file, gzipped or not.
+
+  Args:
+    path: the file; a name ending in '.gz' is read through gzip.
+
+  Returns:
+    A writable uint8 array with the dimensions the file's header gives.
+
+  Raises:
+    FileNotFoundError: if the file does not exist.
+    ValueError: if the file is not a complete uint8 IDX file of 1 or 3
+      dimensions; the message names the file and the problem.
+  """
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f'{path}: no such IDX file')
+  try:
+    if path.endswith('.gz'):
+      with gzip.open(path, 'rb') as f:
+        data = f.read()
+    else:
+      with open(path, 'rb') as f:
+        data = f.read()
+  except (OSError, EOFError) as e:
+    # gzip reports corrupt or cut-off archives as BadGzipFile (an OSError)
+    # or EOFError; say which file it was.
+    raise ValueError(f'{path}: cannot decompress: {e}') from e
+
+  if len(data) < 4:
+    raise ValueError(
+        f'{path}: truncated IDX header: {len(data)} bytes, need 4 for the '
+        'magic number')
+  magic = int.from_bytes(data[:4], 'big')
+  if magic not in (_LABELS_MAGIC, _IMAGES_MAGIC):
+    raise ValueError(
+        f'{path}: bad IDX magic number 0x{magic:08x}; expected '
+        f'{_ACCEPTED_MAGICS}')
+  ndim = data[3]
+  header_size = 4 + 4 * ndim
+  if len(data) < header_size:
+    raise ValueError(
+        f'{path}: truncated IDX header: {len(data)} bytes, need '
+        f'{header_size} for the magic number and {ndim} dimension sizes')
+  dims = tuple(
+      int.from_bytes(data[4 + 4 * i:8 + 4 * i], 'big') for i in range(ndim))
+  expected = int(np.prod(dims))
+  found = len(data) - header_size
+  if found != expected:
+    problem = 'truncated payload' if found < expected else 'trailing bytes'
+    raise ValueError(
+        f'{path}: {problem}: dimensions {dims} need {expected} payload bytes, '
+        f'found {found}')
+  # Copy out of the immutable `bytes` so callers get a writable array.
+  return np.frombuffer(data, np.uint8, offset=header_size).reshape(dims).copy()
+
+
+def _find_idx_file(data_dir: str, name: str) -> str | None:
+  """Returns the path of IDX file `name` in `data_dir`, plain or gzipped."""
+  # The plain file first: it is quicker to read when both are there.
+  for candidate in (name, name + '.gz'):
+    path = os.path.join(data_dir, candidate)
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def _load_split(images_path: str, labels_path: str) -> Split:
+  """Reads and validates one split from its images and labels files."""
+  images = read_idx(images_path)
+  if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+    raise ValueError(
+        f'{images_path}: expected images of shape (N, {IMAGE_SIZE}, '
+        f'{IMAGE_SIZE}), found shape {images.shape}')
+  labels = read_idx(labels_path)
+  if labels.ndim != 1:
+    raise ValueError(
+        f'{labels_path}: expected 1-D labels, found shape {labels.shape}')
+  if len(images) != len(labels):
+    raise ValueError(
+        f'{images_path} holds {len(images)} images but {labels_path} holds '
+        f'{len(labels)} labels')
+  bad = labels[labels >= NUM_CLASSES]
+  if bad.size:
+    raise ValueError(
+        f'{labels_path}: {bad.size} labels out of range 0..{NUM_CLASSES - 1}, '
+        f'e.g. {bad[0]}')
+  return Split(images=images[..., np.newaxis], labels=labels.astype(np.int32))
+
+
+def load_idx_dir(data_dir: str) -> tuple[Split, Split]:
+  """Loads the train and test splits from a folder of IDX files.
+
+  Args:
+    data_dir: a folder holding train-images-idx3-ubyte,
+      train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
+      t10k-labels-idx1-ubyte, each plain or gzipped (with '.gz' appended).
+
+  Returns:
+    (train, test) Splits.
+
+  Raises:
+    FileNotFoundError: if the folder or any of the four files is missing.
+    ValueError: if a file is not valid IDX, images are not 28x28, counts of
+      images and labels differ, or a label is outside 0..9.
+  """
+  if not os.path.isdir(data_dir):
+    raise FileNotFoundError(f'data_dir {data_dir} is not a folder')
+  paths = {name: _find_idx_file(data_dir, name) for name in _IDX_NAMES}
+  missing = [name for name, path in paths.items() if path is None]
+  if missing:
+    raise FileNotFoundError(
+        f'{data_dir} lacks {", ".join(missing)} (plain or .gz); it must hold '
+        f'the four IDX files {", ".join(_IDX_NAMES)}')
+  splits = tuple(
+      _load_split(paths[images], paths[labels])
+      for images, labels in _SPLIT_FILES.values())
+  logging.info('Loaded %s: %d train and %d test examples.', data_dir,
+               len(splits[0].labels), len(splits[1].labels))
+  return splits
+
+
+def _offline_error(name: str, reason: str) -> RuntimeError:
+  """Returns the error telling the user to pass a folder of IDX files."""
+  return RuntimeError(
+      f'Could not download dataset {name!r} with TFDS: {reason}. Without '
+      'network access, pass --config.data_dir=/path/to/folder holding the '
+      f'four IDX files {", ".join(_IDX_NAMES)} (each plain or .gz).')
+
+
+def _is_cached_by_tfds(download_dir: str, name: str, url: str) -> bool:
+  """Returns whether TFDS's download cache already holds `url`."""
+  # pylint: disable=g-import-not-at-top
+  from etils import epath
+  from tensorflow_datasets.core.download import checksums
+  from tensorflow_datasets.core.download import resource
+  # pylint: enable=g-import-not-at-top
+  # Where TFDS's DownloadManager puts the file: named after the registered
+  # checksum when TFDS knows one, else after the URL alone.
+  url_info = checksums.get_all_url_infos().get(url)
+  fname = resource.get_dl_fname(url, url_info.checksum if url_info else None)
+  return resource.is_locally_cached(epath.Path(download_dir) / name / fname)
+
+
+def _download_with_tfds(name: str) -> tuple[Split, Split]:
+  """Downloads `name`'s IDX files once through TFDS and loads them."""
+  try:
+    # Imported here so that reading a folder never needs TFDS.
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise _offline_error(
+        name, f'tensorflow_datasets is not installed ({e})') from e
+  # The URLs TFDS's own builder downloads, so that TFDS checks them against
+  # its registered checksums and shares the cache with the builder.
+  base_url = tfds.builder_cls(name).URL
+  urls = {idx_name: urllib.parse.urljoin(base_url, idx_name + '.gz')
+          for idx_name in _IDX_NAMES}
+  download_dir = os.path.join(tfds.core.constants.get_default_data_dir(),
+                              'downloads')
+  if not all(_is_cached_by_tfds(download_dir, name, url)
+             for url in urls.values()):
+    # TFDS retries a failed request 10 times with backoff, minutes in all, so
+    # one quick request first makes an offline run fail in seconds.
+    import requests  # pylint: disable=g-import-not-at-top
+    try:
+      requests.head(base_url, timeout=_REACHABILITY_TIMEOUT_S)
+    except requests.RequestException as e:
+      raise _offline_error(name, f'{base_url} is unreachable ({e})') from e
+  logging.info('Fetching %s with TFDS into %s.', name, download_dir)
+  dl_manager = tfds.download.DownloadManager(
+      download_dir=download_dir, dataset_name=name)
+  try:
+    paths = dl_manager.download(urls)
+  except Exception as e:  # TFDS raises several types; all mean the same here.
+    raise _offline_error(name, str(e)) from e
+  return tuple(
+      _load_split(os.fspath(paths[images]), os.fspath(paths[labels]))
+      for images, labels in _SPLIT_FILES.values())
+
+
+def load_dataset(name: str, data_dir: str | None) -> tuple[Split, Split]:
+  """Loads the train and test splits of an MNIST-style dataset.
+
+  Args:
+    name: one of DATASETS.
+    data_dir: a folder of the four IDX files (see `load_idx_dir`); None or ''
+      downloads them through TFDS, once, into TFDS's data dir
+      (~/tensorflow_datasets, or $TFDS_DATA_DIR).
+
+  Returns:
+    (train, test) Splits.
+
+  Raises:
+    ValueError: if `name` is not in DATASETS, or the files are invalid.
+    FileNotFoundError: if `data_dir` lacks a file.
+    RuntimeError: if the download fails, e.g. offline.
+  """
+  if name not in DATASETS:
+    raise ValueError(
+        f'Unknown dataset {name!r}; accepted: {", ".join(DATASETS)}')
+  if data_dir:
+    return load_idx_dir(data_dir)
+  return _download_with_tfds(name)

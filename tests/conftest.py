@@ -1,0 +1,56 @@
+"""Shared test helpers: writing IDX files and a tiny MNIST-like dataset."""
+
+import gzip
+import os
+
+import numpy as np
+import pytest
+
+
+def write_idx(path, array):
+  """Writes a uint8 array as an IDX file, gzipped if `path` ends in '.gz'.
+
+  Args:
+    path: the file to write.
+    array: a uint8 array of any rank; its shape goes into the header.
+  """
+  array = np.asarray(array)
+  if array.dtype != np.uint8:
+    raise ValueError(f'write_idx needs a uint8 array, got {array.dtype}')
+  # Magic: two zero bytes, type 0x08 (uint8), then the number of dimensions.
+  header = bytes([0, 0, 0x08, array.ndim]) + b''.join(
+      d.to_bytes(4, 'big') for d in array.shape)
+  opener = gzip.open if str(path).endswith('.gz') else open
+  with opener(path, 'wb') as f:
+    f.write(header + array.tobytes())
+
+
+def make_tiny_mnist(folder, num_train=256, num_test=128, seed=0):
+  """Writes the four gzipped IDX files of a small learnable 28x28 dataset.
+
+  Each image is dim noise plus a bright 8x4 bar whose position encodes its
+  label (two rows of five slots), so a small CNN can learn it in a few steps.
+
+  Args:
+    folder: an existing folder to write into.
+    num_train: number of training examples.
+    num_test: number of test examples.
+    seed: seed of the noise and the label order.
+  """
+  rng = np.random.default_rng(seed)
+  for prefix, n in (('train', num_train), ('t10k', num_test)):
+    # Every class appears (when n >= 10), in a shuffled order.
+    labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
+    images = rng.integers(0, 64, size=(n, 28, 28), dtype=np.uint8)
+    for i, label in enumerate(labels):
+      row, col = 4 + 12 * (label // 5), 1 + 5 * (label % 5)
+      images[i, row:row + 8, col:col + 4] = 255
+    write_idx(os.path.join(folder, f'{prefix}-images-idx3-ubyte.gz'), images)
+    write_idx(os.path.join(folder, f'{prefix}-labels-idx1-ubyte.gz'), labels)
+
+
+@pytest.fixture
+def tiny_mnist_dir(tmp_path):
+  """Returns a folder holding a tiny valid dataset: 256 train, 128 test."""
+  make_tiny_mnist(tmp_path)
+  return str(tmp_path)
