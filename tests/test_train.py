@@ -1,0 +1,208 @@
+"""Tests for the CNN, the train/eval steps, the loop and main.py."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from configs import default
+import adam_optax
+import input_pipeline
+import models
+import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_config(data_dir, **overrides):
+  """The seed recipe shrunk to run in seconds on the tiny dataset."""
+  config = default.get_config()
+  config.data_dir = data_dir
+  config.num_epochs = 2
+  config.batch_size = 32
+  config.eval_batch_size = 50  # 128 test examples: a short last batch.
+  config.optimizer.learning_rate = 1e-3
+  config.progress_bar = False
+  config.update(overrides)
+  return config
+
+
+def test_cnn_parameter_count_and_output_shape():
+  """The seed's CNN: 62,346 parameters, logits (N, 10)."""
+  model = models.CNN()
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+  shapes = jax.tree.map(jnp.shape, variables['params'])
+  assert shapes == {
+      'Conv_0': {'kernel': (5, 5, 1, 32), 'bias': (32,)},
+      'Conv_1': {'kernel': (5, 5, 32, 64), 'bias': (64,)},
+      'Dense_0': {'kernel': (1024, 10), 'bias': (10,)},
+  }
+  assert sum(x.size for x in jax.tree.leaves(variables)) == 62_346
+  assert model.apply(variables, jnp.zeros((7, 28, 28, 1))).shape == (7, 10)
+
+
+def test_train_step_lowers_the_loss_on_a_fixed_batch():
+  """Repeated steps on one batch drive its loss down."""
+  rng = np.random.default_rng(0)
+  images = jnp.asarray(rng.integers(0, 256, (32, 28, 28, 1), np.uint8))
+  labels = jnp.asarray(rng.integers(0, 10, 32), jnp.int32)
+  state = train.create_train_state(jax.random.key(0), models.CNN(),
+                                   adam_optax.adam(1e-3), (28, 28, 1))
+  step = jax.jit(train.train_step, donate_argnums=0)
+  state, first = step(state, (images, labels))
+  for _ in range(30):
+    state, last = step(state, (images, labels))
+  assert int(state.step) == 31
+  assert float(last['loss']) < 0.5 * float(first['loss'])
+
+
+def test_train_steps_equals_single_steps():
+  """Several steps per dispatch give the same state as one at a time."""
+  rng = np.random.default_rng(1)
+  images = jnp.asarray(rng.integers(0, 256, (96, 28, 28, 1), np.uint8))
+  labels = jnp.asarray(rng.integers(0, 10, 96), jnp.int32)
+  indices = jnp.arange(96).reshape(3, 32)
+  make = lambda: train.create_train_state(
+      jax.random.key(0), models.CNN(), adam_optax.adam(1e-3), (28, 28, 1))
+  fused, fused_metrics = train.train_steps(make(), images, labels, indices)
+  single = make()
+  losses = []
+  for i in range(3):
+    single, metrics = train.train_steps(single, images, labels, indices[i:i + 1])
+    losses.append(float(metrics['loss'][0]))
+  np.testing.assert_allclose(fused_metrics['loss'], losses, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(fused.params), jax.tree.leaves(single.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_epoch_batches_is_a_seeded_permutation():
+  """Each epoch is a different order of distinct examples, fixed by the seed."""
+  rng = jax.random.key(3)
+  first = np.asarray(train.epoch_batches(rng, 1, 100, 16))
+  assert first.shape == (6, 16)
+  assert len(set(first.ravel())) == 96
+  np.testing.assert_array_equal(first, train.epoch_batches(rng, 1, 100, 16))
+  assert not np.array_equal(first, train.epoch_batches(rng, 2, 100, 16))
+
+
+def test_evaluate_counts_every_example_exactly_once():
+  """Padded, masked batches give the exact full-set mean."""
+  rng = np.random.default_rng(2)
+  split = input_pipeline.Split(
+      jnp.asarray(rng.integers(0, 256, (23, 28, 28, 1), np.uint8)),
+      jnp.asarray(rng.integers(0, 10, 23), jnp.int32))
+  state = train.create_train_state(jax.random.key(0), models.CNN(),
+                                   adam_optax.adam(1e-3), (28, 28, 1))
+  losses, logits = train.loss_and_logits(state.params, state.apply_fn,
+                                         split.images, split.labels)
+  expected_acc = float(jnp.mean(jnp.argmax(logits, -1) == split.labels))
+  for batch_size in (5, 23, 64):
+    result = train.evaluate(state, split, batch_size)
+    np.testing.assert_allclose(result['loss'], float(losses.mean()), rtol=1e-5)
+    assert result['accuracy'] == pytest.approx(expected_acc)
+
+
+def test_train_and_evaluate_writes_metrics_and_is_reproducible(
+    tiny_mnist_dir, tmp_path):
+  """Per-epoch metrics land in metrics.jsonl; the same seed repeats them."""
+  runs = []
+  for name in ('a', 'b'):
+    workdir = tmp_path / name
+    train.train_and_evaluate(tiny_config(tiny_mnist_dir), str(workdir))
+    lines = (workdir / 'metrics.jsonl').read_text().splitlines()
+    runs.append([json.loads(line) for line in lines])
+    saved = json.loads((workdir / 'config.json').read_text())
+    assert saved['optimizer']['name'] == 'adam'
+  assert [m['epoch'] for m in runs[0]] == [1, 2]
+  for key in ('train_loss', 'test_loss', 'test_accuracy', 'epoch_time_s',
+              'images_per_s'):
+    assert all(np.isfinite(m[key]) for m in runs[0])
+  for key in ('train_loss', 'test_loss', 'test_accuracy'):
+    assert [m[key] for m in runs[0]] == [m[key] for m in runs[1]]
+  assert runs[0][1]['train_loss'] < runs[0][0]['train_loss']
+
+
+def test_non_finite_loss_stops_with_the_step_number(tiny_mnist_dir, tmp_path):
+  """An exploding run stops at the first NaN/inf step, naming it."""
+  config = tiny_config(tiny_mnist_dir)
+  config.optimizer.name = 'sgd'
+  config.optimizer.learning_rate = 1e30
+  with pytest.raises(FloatingPointError, match=r'at step \d+; stopping'):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('batch_size', 0, r'config.batch_size=0 is invalid'),
+    ('batch_size', 10**6, r'<= 256 \(the training-set size\)'),
+    ('num_epochs', 0, r'config.num_epochs=0 is invalid'),
+])
+def test_bad_config_values_are_named(tiny_mnist_dir, tmp_path, field, value,
+                                     message):
+  """Out-of-range config values fail before training, naming the field."""
+  with pytest.raises(ValueError, match=message):
+    train.train_and_evaluate(tiny_config(tiny_mnist_dir, **{field: value}),
+                             str(tmp_path))
+
+
+def run_main(*flags):
+  """Runs main.py in a subprocess and returns the completed process."""
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'main.py'), *flags],
+      capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_main_end_to_end(tiny_mnist_dir, tmp_path):
+  """main.py parses config flags, trains, and writes metrics and config."""
+  workdir = tmp_path / 'run'
+  result = run_main(
+      '--config=configs/mnist.py', f'--workdir={workdir}',
+      f'--config.data_dir={tiny_mnist_dir}', '--config.num_epochs=1',
+      '--config.batch_size=32', '--config.optimizer.name=adamw',
+      '--config.optimizer.weight_decay=0.01', '--config.schedule=cosine')
+  assert result.returncode == 0, result.stderr
+  (metrics,) = [json.loads(l) for l in
+                (workdir / 'metrics.jsonl').read_text().splitlines()]
+  assert metrics['epoch'] == 1 and 0 <= metrics['test_accuracy'] <= 1
+  config = json.loads((workdir / 'config.json').read_text())
+  assert config['optimizer']['name'] == 'adamw'
+  assert config['optimizer']['weight_decay'] == 0.01
+  assert 'epoch 1: train loss' in result.stderr
+
+
+@pytest.mark.parametrize('flags, message', [
+    (['--config.optimizer.name=adamm'],
+     "Error: Unknown optimizer 'adamm'; accepted: adam, adamw"),
+    (['--config.optimizer.name=sgd', '--config.optimizer.b1=0.5'],
+     "Error: Optimizer 'sgd' does not take b1; it accepts: learning_rate"),
+    (['--config.optimizer.b2=1.5'], 'Error: b2=1.5 is invalid'),
+    (['--config.dataset=cifar10'], "Error: Unknown dataset 'cifar10'"),
+])
+def test_main_bad_input_is_one_clear_line(tiny_mnist_dir, tmp_path, flags,
+                                          message):
+  """Bad flags end the run with the message, no traceback."""
+  result = run_main('--config=configs/mnist.py', f'--workdir={tmp_path}',
+                    f'--config.data_dir={tiny_mnist_dir}', *flags)
+  assert result.returncode != 0
+  assert message in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif('MNIST_DIR' not in os.environ,
+                    reason='set MNIST_DIR to a folder with the MNIST IDX files')
+def test_one_epoch_of_the_seed_recipe_on_real_mnist(tmp_path):
+  """One epoch of the seed recipe reaches >= 98.5% test accuracy."""
+  config = default.get_config()
+  config.data_dir = os.environ['MNIST_DIR']
+  config.num_epochs = 1
+  config.progress_bar = False
+  train.train_and_evaluate(config, str(tmp_path))
+  (metrics,) = [json.loads(l) for l in
+                (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert metrics['test_accuracy'] >= 0.985
