@@ -176,9 +176,9 @@ def load_idx_dir(data_dir: str) -> tuple[Split, Split]:
   return splits
 
 
-def _offline_error(name: str, reason: str) -> RuntimeError:
+def _offline_error(name: str, reason: str) -> ConnectionError:
   """Returns the error telling the user to pass a folder of IDX files."""
-  return RuntimeError(
+  return ConnectionError(
       f'Could not download dataset {name!r} with TFDS: {reason}. Without '
       'network access, pass --config.data_dir=/path/to/folder holding the '
       f'four IDX files {", ".join(_IDX_NAMES)} (each plain or .gz).')
@@ -249,7 +249,7 @@ def load_dataset(name: str, data_dir: str | None) -> tuple[Split, Split]:
   Raises:
     ValueError: if `name` is not in DATASETS, or the files are invalid.
     FileNotFoundError: if `data_dir` lacks a file.
-    RuntimeError: if the download fails, e.g. offline.
+    ConnectionError: if the download fails, e.g. offline.
   """
   if name not in DATASETS:
     raise ValueError(

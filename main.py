@@ -33,7 +33,8 @@ def main(argv):
         f'config.task={config.task!r}; accepted: {", ".join(TASKS)}.')
   try:
     TASKS[config.task](config, FLAGS.workdir)
-  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+  except (ValueError, OSError, FloatingPointError) as e:
+    # Our own checks raise these with a message that says what to change.
     raise SystemExit(f'Error: {e}') from e
 
 

@@ -240,7 +240,7 @@ def test_load_dataset_offline_fails_fast_pointing_at_data_dir(
   monkeypatch.setattr(socket, 'getaddrinfo', no_dns)
   start = time.monotonic()
   with pytest.raises(
-      RuntimeError,
+      ConnectionError,
       match=r"Could not download dataset 'mnist'.*--config\.data_dir=.*"
       r'train-images-idx3-ubyte, train-labels-idx1-ubyte, '
       r't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte'):
