@@ -2,6 +2,71 @@
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+
+
+@jax.custom_vjp
+def max_pool_2x2(x: jax.Array) -> jax.Array:
+  """2x2, stride-2 max pooling of NHWC `x` (even H and W), as nn.max_pool.
+
+  The forward pass is a reshape and a max, bit-identical to nn.max_pool. The
+  backward pass routes each window's gradient to its first maximum in
+  row-major order, exactly as XLA's select-and-scatter (the gradient of
+  nn.max_pool) does, but as elementwise selects: XLA:CPU runs
+  select-and-scatter as a slow scalar loop (11 ms of a 35 ms batch-64 step).
+
+  Args:
+    x: activations (N, H, W, C) with H and W even.
+
+  Returns:
+    The pooled activations (N, H / 2, W / 2, C).
+  """
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def _max_pool_2x2_fwd(x: jax.Array) -> tuple[jax.Array, tuple[jax.Array,
+                                                             jax.Array]]:
+  """The pooled output, saving the input and output for the backward pass."""
+  y = max_pool_2x2(x)
+  return y, (x, y)
+
+
+def _max_pool_2x2_bwd(
+    residuals: tuple[jax.Array, jax.Array], g: jax.Array
+) -> tuple[jax.Array]:
+  """Sends each window's gradient to its first maximum (row-major order)."""
+  x, y = residuals
+  n, h, w, c = x.shape
+  windows = x.reshape(n, h // 2, 2, w // 2, 2, c)
+  zero = jnp.zeros_like(g)
+  taken = jnp.zeros(g.shape, bool)
+  rows = []
+  for i in range(2):
+    cols = []
+    for j in range(2):
+      # The last position takes whatever is left, so a window whose max does
+      # not compare equal to any element (NaN) still passes its gradient on.
+      pick = ~taken if (i, j) == (1, 1) else ~taken & (windows[:, :, i, :, j]
+                                                       == y)
+      taken |= pick
+      cols.append(jnp.where(pick, g, zero))
+    rows.append(jnp.stack(cols, axis=3))
+  return (jnp.stack(rows, axis=2).reshape(n, h, w, c),)
+
+
+max_pool_2x2.defvjp(_max_pool_2x2_fwd, _max_pool_2x2_bwd)
+
+
+def max_pool(x: jax.Array) -> jax.Array:
+  """2x2, stride-2 max pooling: max_pool_2x2 on CPU, nn.max_pool elsewhere.
+
+  Both give bit-identical values and gradients; the custom gradient is only
+  known to be faster on XLA:CPU, so GPUs and TPUs keep XLA's own.
+  """
+  if jax.default_backend() == 'cpu':
+    return max_pool_2x2(x)
+  return nn.max_pool(x, (2, 2), strides=(2, 2))
 
 
 class CNN(nn.Module):
@@ -17,8 +82,8 @@ class CNN(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """Maps images (N, 28, 28, 1) in [0, 1] to logits (N, num_classes)."""
     x = nn.Conv(32, (5, 5), padding='VALID')(x)
-    x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+    x = max_pool(nn.relu(x))
     x = nn.Conv(64, (5, 5), padding='VALID')(x)
-    x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+    x = max_pool(nn.relu(x))
     x = x.reshape((x.shape[0], -1))
     return nn.Dense(self.num_classes)(x)

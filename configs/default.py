@@ -47,6 +47,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_batch_size = 1000
   # Optimizer steps per jitted call: fewer dispatches, same math.
   config.steps_per_dispatch = 1
+  # Split each batch into this many chunks whose gradients are computed
+  # independently and summed (same mean gradient up to float summation
+  # order), so XLA:CPU can run them in parallel. None picks per backend
+  # (train.default_grad_chunks): chunks of ~8 on CPU (batch 64: 8 chunks,
+  # ~1.8x faster on 2 cores), 1 on GPU/TPU.
+  config.grad_chunks = config_dict.placeholder(int)
   config.seed = 0
   config.optimizer = optimizer_config('adam', 5e-4)
   config.schedule = 'constant'
