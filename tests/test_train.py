@@ -34,6 +34,19 @@ def tiny_config(data_dir, **overrides):
   return config
 
 
+def random_data(seed, n):
+  """n random uint8 images and int32 labels, as the trainer stores them."""
+  rng = np.random.default_rng(seed)
+  return (jnp.asarray(rng.integers(0, 256, (n, 28, 28, 1), np.uint8)),
+          jnp.asarray(rng.integers(0, 10, n), jnp.int32))
+
+
+def fresh_state():
+  """A CNN TrainState with our Adam at 1e-3, initialised from key 0."""
+  return train.create_train_state(jax.random.key(0), models.CNN(),
+                                  adam_optax.adam(1e-3), (28, 28, 1))
+
+
 def test_cnn_parameter_count_and_output_shape():
   """The seed's CNN: 62,346 parameters, logits (N, 10)."""
   model = models.CNN()
@@ -50,11 +63,8 @@ def test_cnn_parameter_count_and_output_shape():
 
 def test_train_step_lowers_the_loss_on_a_fixed_batch():
   """Repeated steps on one batch drive its loss down."""
-  rng = np.random.default_rng(0)
-  images = jnp.asarray(rng.integers(0, 256, (32, 28, 28, 1), np.uint8))
-  labels = jnp.asarray(rng.integers(0, 10, 32), jnp.int32)
-  state = train.create_train_state(jax.random.key(0), models.CNN(),
-                                   adam_optax.adam(1e-3), (28, 28, 1))
+  images, labels = random_data(0, 32)
+  state = fresh_state()
   step = jax.jit(train.train_step, donate_argnums=0)
   state, first = step(state, (images, labels))
   for _ in range(30):
@@ -65,14 +75,10 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch():
 
 def test_train_steps_equals_single_steps():
   """Several steps per dispatch give the same state as one at a time."""
-  rng = np.random.default_rng(1)
-  images = jnp.asarray(rng.integers(0, 256, (96, 28, 28, 1), np.uint8))
-  labels = jnp.asarray(rng.integers(0, 10, 96), jnp.int32)
+  images, labels = random_data(1, 96)
   indices = jnp.arange(96).reshape(3, 32)
-  make = lambda: train.create_train_state(
-      jax.random.key(0), models.CNN(), adam_optax.adam(1e-3), (28, 28, 1))
-  fused, fused_metrics = train.train_steps(make(), images, labels, indices)
-  single = make()
+  fused, fused_metrics = train.train_steps(fresh_state(), images, labels, indices)
+  single = fresh_state()
   losses = []
   for i in range(3):
     single, metrics = train.train_steps(single, images, labels, indices[i:i + 1])
@@ -97,14 +103,10 @@ def test_max_pool_2x2_is_bit_identical_to_flax_max_pool():
 
 def test_grad_chunks_give_the_same_steps():
   """Chunked gradients equal whole-batch ones up to summation order."""
-  rng = np.random.default_rng(5)
-  images = jnp.asarray(rng.integers(0, 256, (96, 28, 28, 1), np.uint8))
-  labels = jnp.asarray(rng.integers(0, 10, 96), jnp.int32)
+  images, labels = random_data(5, 96)
   indices = jnp.arange(96).reshape(3, 32)
-  make = lambda: train.create_train_state(
-      jax.random.key(0), models.CNN(), adam_optax.adam(1e-3), (28, 28, 1))
-  whole, whole_metrics = train.train_steps(make(), images, labels, indices)
-  chunked, chunked_metrics = train.train_steps(make(), images, labels,
+  whole, whole_metrics = train.train_steps(fresh_state(), images, labels, indices)
+  chunked, chunked_metrics = train.train_steps(fresh_state(), images, labels,
                                                indices, grad_chunks=4)
   for key in ('loss', 'accuracy'):
     np.testing.assert_allclose(chunked_metrics[key], whole_metrics[key],
@@ -134,12 +136,8 @@ def test_epoch_batches_is_a_seeded_permutation():
 
 def test_evaluate_counts_every_example_exactly_once():
   """Padded, masked batches give the exact full-set mean."""
-  rng = np.random.default_rng(2)
-  split = input_pipeline.Split(
-      jnp.asarray(rng.integers(0, 256, (23, 28, 28, 1), np.uint8)),
-      jnp.asarray(rng.integers(0, 10, 23), jnp.int32))
-  state = train.create_train_state(jax.random.key(0), models.CNN(),
-                                   adam_optax.adam(1e-3), (28, 28, 1))
+  split = input_pipeline.Split(*random_data(2, 23))
+  state = fresh_state()
   losses, logits = train.loss_and_logits(state.params, state.apply_fn,
                                          split.images, split.labels)
   expected_acc = float(jnp.mean(jnp.argmax(logits, -1) == split.labels))
