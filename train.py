@@ -8,7 +8,6 @@ same code runs on CPU, GPU and TPU.
 
 import functools
 import json
-import math
 import operator
 import os
 import time
@@ -237,8 +236,9 @@ def evaluate(
   return {'loss': float(loss_sum) / n, 'accuracy': int(correct) / n}
 
 
-def _chunks(batch_indices: jax.Array, size: int) -> Iterator[jax.Array]:
-  """Splits (steps, B) indices into consecutive (<= size, B) pieces."""
+def _dispatch_groups(batch_indices: jax.Array,
+                     size: int) -> Iterator[jax.Array]:
+  """Splits (steps, B) indices into consecutive (<= size, B) groups."""
   for start in range(0, batch_indices.shape[0], size):
     yield batch_indices[start:start + size]
 
@@ -253,12 +253,12 @@ def train_epoch(
 ) -> tuple[train_state.TrainState, dict[str, float]]:
   """Trains one epoch; stops with the step number on a non-finite loss.
 
-  Chunks of `steps_per_dispatch` steps are queued back to back; while chunk
-  i runs, the host reads chunk i-1's losses (already computed) to check them
+  Groups of `steps_per_dispatch` steps are queued back to back; while group
+  i runs, the host reads group i-1's losses (already computed) to check them
   and advance the progress bar, so the device never waits on the host.
 
   Args:
-    state: the TrainState (donated chunk by chunk).
+    state: the TrainState (donated group by group).
     train: the training set, already on the device.
     batch_indices: this epoch's (steps, B) batch indices.
     steps_per_dispatch: optimizer steps per jitted call.
@@ -275,7 +275,7 @@ def train_epoch(
   pending, losses, accuracies = None, [], []
 
   def collect(metrics):
-    """Reads a finished chunk's metrics on the host and checks them."""
+    """Reads a finished group's metrics on the host and checks them."""
     loss = np.asarray(metrics['loss'])
     bad = np.flatnonzero(~np.isfinite(loss))
     if bad.size:
@@ -288,8 +288,8 @@ def train_epoch(
     accuracies.append(np.asarray(metrics['accuracy']))
     progress.update(len(loss))
 
-  for chunk in _chunks(batch_indices, steps_per_dispatch):
-    state, metrics = train_steps(state, train.images, train.labels, chunk,
+  for group in _dispatch_groups(batch_indices, steps_per_dispatch):
+    state, metrics = train_steps(state, train.images, train.labels, group,
                                  grad_chunks)
     if pending is not None:
       collect(pending)

@@ -33,6 +33,7 @@ Usage, from the repository root:
 """
 
 import argparse
+import importlib.util
 import os
 import statistics
 import sys
@@ -284,11 +285,7 @@ def main() -> None:
 
   use_torch = args.torch
   if use_torch is None:
-    try:
-      import torch  # pylint: disable=g-import-not-at-top,unused-import
-      use_torch = True
-    except ImportError:
-      use_torch = False
+    use_torch = importlib.util.find_spec('torch') is not None
   train_split, test_split, source = load_data(args.data_dir)
   train_split, test_split = jax.device_put((train_split, test_split))
   print(f'data: {source}; jax {jax.__version__} on {jax.devices()}; '

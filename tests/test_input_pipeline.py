@@ -47,51 +47,31 @@ def test_read_idx_round_trips_images_and_labels(tmp_path, suffix):
   assert read_images.flags.writeable
 
 
-def test_read_idx_rejects_wrong_magic(tmp_path):
-  """A magic number other than the two accepted ones is named with both."""
-  path = str(tmp_path / 'float-images')
-  _write_bytes(path, _header(0x00000D03, 1, 2, 2) + bytes(16))
-  with pytest.raises(
-      ValueError,
-      match=re.escape(path) + r'.*bad IDX magic number 0x00000d03.*'
-      r'0x00000801.*0x00000803'):
-    input_pipeline.read_idx(path)
+def _write_maybe_gzipped(path, data):
+  """Writes raw bytes to `path`, through gzip if it ends in '.gz'."""
+  with (gzip.open if path.endswith('.gz') else open)(path, 'wb') as f:
+    f.write(data)
 
 
-def test_read_idx_rejects_truncated_payload(tmp_path):
-  """A payload shorter than the dimensions need gives both byte counts."""
-  path = str(tmp_path / 'images')
-  _write_bytes(path, _header(0x00000803, 2, 28, 28) + bytes(1000))
-  with pytest.raises(
-      ValueError,
-      match=re.escape(path) + r'.*truncated payload.*need 1568 payload bytes,'
-      r' found 1000'):
-    input_pipeline.read_idx(path)
-
-
-def test_read_idx_rejects_trailing_bytes(tmp_path):
-  """A payload longer than the dimensions need gives both byte counts."""
-  path = str(tmp_path / 'labels.gz')
-  with gzip.open(path, 'wb') as f:
-    f.write(_header(0x00000801, 3) + bytes(5))
-  with pytest.raises(
-      ValueError,
-      match=re.escape(path) + r'.*trailing bytes.*need 3 payload bytes, '
-      r'found 5'):
-    input_pipeline.read_idx(path)
-
-
-@pytest.mark.parametrize(
-    'data, need',
-    [(b'\x00\x00', 4), (_header(0x00000803, 60000, 28), 16)])
-def test_read_idx_rejects_truncated_header(tmp_path, data, need):
-  """A file cut inside the magic number or dimensions is a header error."""
-  path = str(tmp_path / 'images')
-  _write_bytes(path, data)
-  with pytest.raises(
-      ValueError,
-      match=re.escape(path) + rf'.*truncated IDX header: {len(data)} bytes, '
-      rf'need {need}'):
+@pytest.mark.parametrize('name, data, problem', [
+    # A magic number other than the two accepted ones is named with both.
+    ('float-images', _header(0x00000D03, 1, 2, 2) + bytes(16),
+     r'.*bad IDX magic number 0x00000d03.*0x00000801.*0x00000803'),
+    # A payload shorter or longer than the dimensions need gives both counts.
+    ('images', _header(0x00000803, 2, 28, 28) + bytes(1000),
+     r'.*truncated payload.*need 1568 payload bytes, found 1000'),
+    ('labels.gz', _header(0x00000801, 3) + bytes(5),
+     r'.*trailing bytes.*need 3 payload bytes, found 5'),
+    # A file cut inside the magic number or the dimensions.
+    ('images', b'\x00\x00', r'.*truncated IDX header: 2 bytes, need 4'),
+    ('images', _header(0x00000803, 60000, 28),
+     r'.*truncated IDX header: 12 bytes, need 16'),
+])
+def test_read_idx_rejects_malformed_files(tmp_path, name, data, problem):
+  """A malformed IDX file is a ValueError naming the file and the problem."""
+  path = str(tmp_path / name)
+  _write_maybe_gzipped(path, data)
+  with pytest.raises(ValueError, match=re.escape(path) + problem):
     input_pipeline.read_idx(path)
 
 
@@ -168,35 +148,30 @@ def test_load_idx_dir_rejects_mismatched_counts(tiny_mnist_dir):
     input_pipeline.load_idx_dir(tiny_mnist_dir)
 
 
-def test_load_idx_dir_rejects_labels_out_of_range(tiny_mnist_dir):
-  """Labels outside 0..9 name the file, how many and a bad value."""
-  path = os.path.join(tiny_mnist_dir, 't10k-labels-idx1-ubyte.gz')
+def _labels_out_of_range():
+  """128 test labels, three of them (two distinct values) above 9."""
   labels = np.zeros(128, np.uint8)
   labels[[5, 17, 99]] = [12, 10, 12]
-  write_idx(path, labels)
-  with pytest.raises(
-      ValueError,
-      match=re.escape(path) + r': 3 labels out of range 0..9, e.g. 12'):
-    input_pipeline.load_idx_dir(tiny_mnist_dir)
+  return labels
 
 
-def test_load_idx_dir_rejects_wrong_image_size(tiny_mnist_dir):
-  """Images that are not 28x28 name the file and the shape found."""
-  path = os.path.join(tiny_mnist_dir, 'train-images-idx3-ubyte.gz')
-  write_idx(path, np.zeros((256, 32, 32), np.uint8))
-  with pytest.raises(
-      ValueError,
-      match=re.escape(path) + r'.*\(N, 28, 28\).*\(256, 32, 32\)'):
-    input_pipeline.load_idx_dir(tiny_mnist_dir)
-
-
-def test_load_idx_dir_rejects_labels_that_are_not_1d(tiny_mnist_dir):
-  """A labels file holding images is rejected, naming the shape."""
-  path = os.path.join(tiny_mnist_dir, 't10k-labels-idx1-ubyte.gz')
-  write_idx(path, np.zeros((128, 28, 28), np.uint8))
-  with pytest.raises(
-      ValueError,
-      match=re.escape(path) + r'.*1-D labels.*\(128, 28, 28\)'):
+@pytest.mark.parametrize('name, content, problem', [
+    # Labels outside 0..9 name how many and a bad value.
+    ('t10k-labels-idx1-ubyte.gz', _labels_out_of_range(),
+     r': 3 labels out of range 0..9, e.g. 12'),
+    # Images that are not 28x28 name the shape found.
+    ('train-images-idx3-ubyte.gz', np.zeros((256, 32, 32), np.uint8),
+     r'.*\(N, 28, 28\).*\(256, 32, 32\)'),
+    # A labels file holding images names the shape.
+    ('t10k-labels-idx1-ubyte.gz', np.zeros((128, 28, 28), np.uint8),
+     r'.*1-D labels.*\(128, 28, 28\)'),
+])
+def test_load_idx_dir_rejects_bad_contents(tiny_mnist_dir, name, content,
+                                           problem):
+  """A valid IDX file with the wrong contents is named with the problem."""
+  path = os.path.join(tiny_mnist_dir, name)
+  write_idx(path, content)
+  with pytest.raises(ValueError, match=re.escape(path) + problem):
     input_pipeline.load_idx_dir(tiny_mnist_dir)
 
 
