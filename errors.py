@@ -1,0 +1,37 @@
+"""The project's user-facing error types.
+
+A `UserError` is a mistake in the input (a config value, a data file, a
+workdir): `main.py` prints its message in one or two lines and exits with
+status 1, no traceback. Every other exception is a bug and keeps its
+traceback. Each class also derives from the built-in type callers would catch
+(ValueError, FileNotFoundError, ...), so library code can use the usual
+`except ValueError`.
+"""
+
+
+class UserError(Exception):
+  """Bad input from the user; the message names the field, value and fix."""
+
+
+class ConfigError(UserError, ValueError):
+  """A config value outside what is accepted."""
+
+
+class DataError(UserError, ValueError):
+  """A data file or folder that is not a valid dataset."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+  """A file or folder the config names does not exist."""
+
+
+class OfflineError(UserError, ConnectionError):
+  """A download that cannot happen (no network); says what to pass instead."""
+
+
+class DivergedError(UserError, FloatingPointError):
+  """Training diverged (non-finite or exploding loss); says at which step."""
+
+
+class WorkdirError(UserError, ValueError):
+  """A workdir whose saved run does not match the current config."""
