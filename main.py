@@ -8,8 +8,7 @@ from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-import playground
-import train
+import importlib
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None, 'Folder for metrics, config and plots.')
@@ -17,10 +16,18 @@ config_flags.DEFINE_config_file('config', None, 'Path to a config file.',
                                 lock_config=True)
 flags.mark_flags_as_required(['config', 'workdir'])
 
+# config.task -> 'module:function(config, workdir)'. Imported only when its
+# task runs, so training never imports the playground's plotting stack.
 TASKS = {
-    'classify': train.train_and_evaluate,
-    'playground': playground.run,
+    'classify': 'train:train_and_evaluate',
+    'playground': 'playground:run',
 }
+
+
+def task_function(task: str):
+  """Imports and returns the function that runs `task`."""
+  module, function = TASKS[task].split(':')
+  return getattr(importlib.import_module(module), function)
 
 
 def main(argv):
@@ -32,7 +39,7 @@ def main(argv):
     raise app.UsageError(
         f'config.task={config.task!r}; accepted: {", ".join(TASKS)}.')
   try:
-    TASKS[config.task](config, FLAGS.workdir)
+    task_function(config.task)(config, FLAGS.workdir)
   except (ValueError, OSError, FloatingPointError) as e:
     # Our own checks raise these with a message that says what to change.
     raise SystemExit(f'Error: {e}') from e
