@@ -35,3 +35,7 @@ class DivergedError(UserError, FloatingPointError):
 
 class WorkdirError(UserError, ValueError):
   """A workdir whose saved run does not match the current config."""
+
+
+class InterruptedRun(UserError):
+  """The user stopped the run (Ctrl-C, SIGTERM); a checkpoint was saved."""

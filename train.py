@@ -6,12 +6,15 @@ the jitted step, so the host only dispatches work and reads back metrics. The
 same code runs on CPU, GPU and TPU.
 """
 
+import dataclasses
 import functools
-import json
+import math
 import operator
 import os
+import signal
+import threading
 import time
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from absl import logging
 import flax.linen as nn
@@ -23,11 +26,45 @@ import numpy as np
 import optax
 import tqdm
 
+import checkpointing
+import errors
 import input_pipeline
+import metrics_log
 import models
 import optimizers
 
 Metrics = dict[str, jax.Array]
+
+# An epoch whose mean training loss exceeds this many times the loss of a
+# uniform guess, ln(num_classes), has diverged (see _check_divergence).
+DIVERGENCE_FACTOR = 10
+
+
+class TrainState(train_state.TrainState):
+  """A Flax TrainState plus everything else a run needs to continue exactly.
+
+  The whole object is what a checkpoint holds, so a restored run resumes at
+  the next batch of the same data order with the same running metric sums.
+
+  Attributes:
+    data_key: the raw (uint32) data of the data-order PRNG key.
+    epoch: the 1-based epoch in progress.
+    position: how many batches of that epoch are done.
+    loss_sum: the float32 sum of those batches' train losses.
+    accuracy_sum: the float32 sum of those batches' train accuracies.
+  """
+  data_key: jax.Array
+  epoch: jax.Array
+  position: jax.Array
+  loss_sum: jax.Array
+  accuracy_sum: jax.Array
+
+  def next_epoch(self) -> 'TrainState':
+    """The state at the start of the following epoch (sums reset)."""
+    return self.replace(epoch=self.epoch + 1,
+                        position=jnp.zeros_like(self.position),
+                        loss_sum=jnp.zeros_like(self.loss_sum),
+                        accuracy_sum=jnp.zeros_like(self.accuracy_sum))
 
 
 def create_train_state(
@@ -35,7 +72,8 @@ def create_train_state(
     model: nn.Module,
     tx: optax.GradientTransformation,
     image_shape: tuple[int, ...],
-) -> train_state.TrainState:
+    data_rng: Optional[jax.Array] = None,
+) -> TrainState:
   """Initialises parameters from `rng` and the optimizer state.
 
   Args:
@@ -43,13 +81,19 @@ def create_train_state(
     model: the Flax module.
     tx: the Optax optimizer.
     image_shape: shape of one image, e.g. (28, 28, 1).
+    data_rng: the data-order key (default: derived from `rng`).
 
   Returns:
-    A TrainState at step 0.
+    A TrainState at step 0, epoch 1, position 0.
   """
+  if data_rng is None:
+    data_rng = jax.random.fold_in(rng, 1)
   params = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32))['params']
-  return train_state.TrainState.create(apply_fn=model.apply, params=params,
-                                       tx=tx)
+  return TrainState.create(
+      apply_fn=model.apply, params=params, tx=tx,
+      data_key=jax.random.key_data(data_rng), epoch=jnp.int32(1),
+      position=jnp.int32(0), loss_sum=jnp.float32(0),
+      accuracy_sum=jnp.float32(0)).replace(step=jnp.int32(0))
 
 
 def preprocess(images: jax.Array) -> jax.Array:
@@ -67,10 +111,10 @@ def loss_and_logits(
 
 
 def train_step(
-    state: train_state.TrainState,
+    state: TrainState,
     batch: tuple[jax.Array, jax.Array],
     grad_chunks: int = 1,
-) -> tuple[train_state.TrainState, Metrics]:
+) -> tuple[TrainState, Metrics]:
   """One optimizer step on a batch (uint8 images, int labels).
 
   With grad_chunks > 1 the batch is split into that many equal chunks whose
@@ -86,7 +130,8 @@ def train_step(
     grad_chunks: how many chunks to split the batch into; must divide B.
 
   Returns:
-    The new state and {'loss', 'accuracy'} on this batch (before the step).
+    The new state (one batch further into the epoch, its metric sums
+    updated) and {'loss', 'accuracy'} on this batch (before the step).
   """
   images, labels = batch
 
@@ -109,8 +154,13 @@ def train_step(
   add = lambda *xs: functools.reduce(operator.add, xs)
   loss, grads = add(*losses), jax.tree.map(add, *grads)
   accuracy = jnp.mean(jnp.argmax(jnp.concatenate(logits), -1) == labels)
-  return state.apply_gradients(grads=grads), {'loss': loss,
-                                              'accuracy': accuracy}
+  state = state.apply_gradients(grads=grads)
+  # The epoch's running sums live in the state, so a resumed epoch reports
+  # the same mean as an uninterrupted one.
+  state = state.replace(position=state.position + 1,
+                        loss_sum=state.loss_sum + loss,
+                        accuracy_sum=state.accuracy_sum + accuracy)
+  return state, {'loss': loss, 'accuracy': accuracy}
 
 
 def default_grad_chunks(batch_size: int) -> int:
@@ -161,12 +211,12 @@ def epoch_batches(
 
 @functools.partial(jax.jit, donate_argnums=0, static_argnames='grad_chunks')
 def train_steps(
-    state: train_state.TrainState,
+    state: TrainState,
     images: jax.Array,
     labels: jax.Array,
     batch_indices: jax.Array,
     grad_chunks: int = 1,
-) -> tuple[train_state.TrainState, Metrics]:
+) -> tuple[TrainState, Metrics]:
   """Runs train_step over several batches in one dispatch.
 
   Args:
@@ -193,7 +243,7 @@ def train_steps(
 
 @jax.jit
 def eval_step(
-    state: train_state.TrainState, images: jax.Array, labels: jax.Array,
+    state: TrainState, images: jax.Array, labels: jax.Array,
     mask: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
   """Summed loss and number correct over the examples where `mask` is True."""
@@ -204,7 +254,7 @@ def eval_step(
 
 
 def evaluate(
-    state: train_state.TrainState, split: input_pipeline.Split,
+    state: TrainState, split: input_pipeline.Split,
     batch_size: int
 ) -> dict[str, float]:
   """Loss and accuracy over every example exactly once.
@@ -243,91 +293,284 @@ def _dispatch_groups(batch_indices: jax.Array,
     yield batch_indices[start:start + size]
 
 
-def train_epoch(
-    state: train_state.TrainState,
-    train: input_pipeline.Split,
-    batch_indices: jax.Array,
-    steps_per_dispatch: int,
-    progress: tqdm.tqdm,
-    grad_chunks: int = 1,
-) -> tuple[train_state.TrainState, dict[str, float]]:
-  """Trains one epoch; stops with the step number on a non-finite loss.
+class StopRequest:
+  """Turns SIGINT (Ctrl-C) and SIGTERM into a flag the loop checks.
 
-  Groups of `steps_per_dispatch` steps are queued back to back; while group
-  i runs, the host reads group i-1's losses (already computed) to check them
-  and advance the progress bar, so the device never waits on the host.
+  The loop finishes the steps already queued, saves a checkpoint and stops.
+  A second Ctrl-C stops at once (KeyboardInterrupt), without saving.
+  """
 
-  Args:
-    state: the TrainState (donated group by group).
-    train: the training set, already on the device.
-    batch_indices: this epoch's (steps, B) batch indices.
-    steps_per_dispatch: optimizer steps per jitted call.
-    progress: the progress bar to advance.
-    grad_chunks: independent gradient chunks per batch (see train_step).
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-  Returns:
-    The new state and the epoch's mean train loss and accuracy.
+  def __init__(self):
+    """Nothing is requested yet."""
+    self.signal_name = None
+    self._previous = {}
+
+  def _handle(self, signum, frame):
+    """Records the first signal; a second one interrupts at once."""
+    del frame
+    if self.signal_name is not None:
+      raise KeyboardInterrupt
+    self.signal_name = signal.Signals(signum).name
+    logging.warning('%s received: stopping after the current steps and saving '
+                    'a checkpoint (press Ctrl-C again to stop at once).',
+                    self.signal_name)
+
+  def __enter__(self) -> 'StopRequest':
+    """Installs the handlers (only possible in the main thread)."""
+    if threading.current_thread() is threading.main_thread():
+      for sig in self.SIGNALS:
+        self._previous[sig] = signal.signal(sig, self._handle)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    """Restores the previous handlers."""
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def _check_losses(losses: np.ndarray, first_step: int) -> None:
+  """Raises DivergedError naming the step of the first non-finite loss."""
+  bad = np.flatnonzero(~np.isfinite(losses))
+  if bad.size:
+    raise errors.DivergedError(
+        f'Training loss is {losses[bad[0]]} at step '
+        f'{first_step + int(bad[0]) + 1}; stopping instead of training on '
+        'NaN/inf. Try a smaller learning rate or --config.grad_clip_norm.')
+
+
+def _check_divergence(train_loss: float, epoch: int, num_classes: int) -> None:
+  """Raises DivergedError if an epoch's mean loss is far above chance level.
+
+  The rule: a model that predicts every class with equal probability has
+  loss ln(num_classes) (2.30 for 10 classes); an epoch whose mean training
+  loss is DIVERGENCE_FACTOR times that has diverged, even if every loss was
+  finite (e.g. a learning rate of 1e6 gives losses around 1e20).
+  """
+  limit = DIVERGENCE_FACTOR * math.log(num_classes)
+  if train_loss > limit:
+    raise errors.DivergedError(
+        f'Training diverged: epoch {epoch} mean training loss {train_loss:.4g}'
+        f' is above {limit:.3g} ({DIVERGENCE_FACTOR}x the loss of a uniform '
+        'guess). Try a smaller learning rate or --config.grad_clip_norm.')
+
+
+@dataclasses.dataclass
+class Run:
+  """What setup() builds from a config: data, state and where outputs go.
+
+  Attributes:
+    config: the experiment config.
+    workdir: the run's folder.
+    train: the training split, on the device.
+    test: the test split, on the device.
+    state: the TrainState (fresh, or restored from the newest checkpoint).
+    steps_per_epoch: optimizer steps per epoch.
+    grad_chunks: independent gradient chunks per batch.
+    checkpoints: the run's Orbax checkpoints.
+  """
+  config: ml_collections.ConfigDict
+  workdir: str
+  train: input_pipeline.Split
+  test: input_pipeline.Split
+  state: TrainState
+  steps_per_epoch: int
+  grad_chunks: int
+  checkpoints: checkpointing.Checkpoints
+
+  @property
+  def step(self) -> int:
+    """The state's optimizer step, read from the device."""
+    return int(self.state.step)
+
+
+def _check_int(name: str, value: Any, low: int, high: Optional[int] = None,
+               high_reason: str = '') -> None:
+  """Raises ConfigError unless `value` is an integer in [low, high]."""
+  if (not isinstance(value, int) or isinstance(value, bool) or value < low or
+      (high is not None and value > high)):
+    accepted = f'an integer >= {low}'
+    if high is not None:
+      accepted += f' and <= {high}{high_reason}'
+    raise errors.ConfigError(f'config.{name}={value!r} is invalid: accepted is '
+                             f'{accepted}.')
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the fields that do not depend on the data, before loading it.
 
   Raises:
-    FloatingPointError: on the first non-finite training loss.
+    errors.ConfigError: naming the first bad field, its value and what is
+      accepted.
   """
-  first_step = int(state.step)
-  pending, losses, accuracies = None, [], []
-
-  def collect(metrics):
-    """Reads a finished group's metrics on the host and checks them."""
-    loss = np.asarray(metrics['loss'])
-    bad = np.flatnonzero(~np.isfinite(loss))
-    if bad.size:
-      step = first_step + sum(map(len, losses)) + int(bad[0]) + 1
-      raise FloatingPointError(
-          f'Training loss is {loss[bad[0]]} at step {step}; stopping instead '
-          'of training on NaN/inf. Try a smaller learning rate or '
-          '--config.grad_clip_norm.')
-    losses.append(loss)
-    accuracies.append(np.asarray(metrics['accuracy']))
-    progress.update(len(loss))
-
-  for group in _dispatch_groups(batch_indices, steps_per_dispatch):
-    state, metrics = train_steps(state, train.images, train.labels, group,
-                                 grad_chunks)
-    if pending is not None:
-      collect(pending)
-    pending = metrics
-  collect(pending)
-  return state, {'train_loss': float(np.concatenate(losses).mean()),
-                 'train_accuracy': float(np.concatenate(accuracies).mean())}
-
-
-def _validate(config: ml_collections.ConfigDict, num_train: int) -> None:
-  """Raises a ValueError naming any config value outside its accepted range."""
-  checks = [
-      ('num_epochs', config.num_epochs, 1, None),
-      ('batch_size', config.batch_size, 1, num_train),
-      ('eval_batch_size', config.eval_batch_size, 1, None),
-      ('steps_per_dispatch', config.steps_per_dispatch, 1, None),
-  ]
-  for name, value, low, high in checks:
-    if not isinstance(value, int) or value < low or (high and value > high):
-      accepted = f'an integer >= {low}' + (f' and <= {high} (the training-set'
-                                           ' size)' if high else '')
-      raise ValueError(f'config.{name}={value!r} is invalid: accepted is '
-                       f'{accepted}.')
+  _check_int('num_epochs', config.num_epochs, 1)
+  _check_int('batch_size', config.batch_size, 1)
+  _check_int('eval_batch_size', config.eval_batch_size, 1)
+  _check_int('steps_per_dispatch', config.steps_per_dispatch, 1)
+  _check_int('seed', config.seed, 0, 2**32 - 1)
+  _check_int('keep_checkpoints', config.keep_checkpoints, 1)
+  _check_int('log_every_steps', config.log_every_steps, 0)
+  if config.checkpoint_every_steps is not None:
+    _check_int('checkpoint_every_steps', config.checkpoint_every_steps, 1)
+  if not (isinstance(config.progress_every_s, (int, float)) and
+          config.progress_every_s > 0):
+    raise errors.ConfigError(
+        f'config.progress_every_s={config.progress_every_s!r} is invalid: '
+        'accepted is a number of seconds > 0.')
   chunks = config.grad_chunks
   if chunks is not None and (not isinstance(chunks, int) or chunks < 1 or
                              config.batch_size % chunks):
-    raise ValueError(f'config.grad_chunks={chunks!r} is invalid: accepted is '
-                     f'None (automatic) or a divisor of config.batch_size='
-                     f'{config.batch_size}.')
+    raise errors.ConfigError(
+        f'config.grad_chunks={chunks!r} is invalid: accepted is None '
+        '(automatic) or a divisor of config.batch_size='
+        f'{config.batch_size}.')
+
+
+def setup(config: ml_collections.ConfigDict, workdir: str,
+          resume: bool = True) -> Run:
+  """Builds everything a run needs: data, optimizer, state, checkpoints.
+
+  Every config check that does not need the data runs first, so a bad field
+  fails in about a second. With `resume`, the newest intact checkpoint in
+  workdir replaces the fresh state.
+
+  Args:
+    config: the experiment config (see configs/default.py).
+    workdir: the run's folder.
+    resume: restore the newest checkpoint if there is one.
+
+  Returns:
+    The Run.
+
+  Raises:
+    errors.UserError: on a bad config, dataset or workdir.
+  """
+  validate_config(config)
+  train, test = input_pipeline.load_dataset(config.dataset, config.data_dir)
+  num_train = len(train.labels)
+  _check_int('batch_size', config.batch_size, 1, num_train,
+             ' (the training-set size)')
+  steps_per_epoch = num_train // config.batch_size
+  grad_chunks = config.grad_chunks or default_grad_chunks(config.batch_size)
+  tx = optimizers.from_config(config, config.num_epochs * steps_per_epoch)
+  checkpointing.check_workdir(config, workdir)
+
+  init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
+  state = create_train_state(init_rng, models.CNN(), tx,
+                             train.images.shape[1:], data_rng)
+  checkpoints = checkpointing.Checkpoints(workdir, config.keep_checkpoints)
+  if resume:
+    restored = checkpoints.restore_latest(state)
+    if restored is not None:
+      state, meta = restored
+      if meta.get('num_train') != num_train:
+        raise errors.WorkdirError(
+            f'{workdir} was trained on {meta.get("num_train")} examples, '
+            f'this data has {num_train}; pass --config.restart=True to start '
+            'afresh.')
+      logging.info('resuming from step %d (epoch %d, batch %d) in %s',
+                   int(state.step), int(state.epoch), int(state.position),
+                   checkpoints.directory)
+  train, test = jax.device_put((train, test))
+  return Run(config=config, workdir=workdir, train=train, test=test,
+             state=state, steps_per_epoch=steps_per_epoch,
+             grad_chunks=grad_chunks, checkpoints=checkpoints)
+
+
+def _save(run: Run, state: TrainState) -> None:
+  """Starts an asynchronous checkpoint of `state`."""
+  run.checkpoints.save(state, {'num_train': len(run.train.labels),
+                               'epoch': int(state.epoch),
+                               'position': int(state.position)})
+
+
+def train_epoch(
+    run: Run,
+    state: TrainState,
+    log: metrics_log.RunLog,
+    stop: StopRequest,
+    progress: tqdm.tqdm,
+) -> TrainState:
+  """Trains from the state's position to the end of its epoch.
+
+  Groups of `steps_per_dispatch` steps are queued back to back; while group
+  i runs, the host reads group i-1's losses (already computed) to check and
+  log them, so the device never waits on the host. A checkpoint is saved
+  every config.checkpoint_every_steps steps (at the end of a group).
+
+  Args:
+    run: the Run (data, config, checkpoints).
+    state: the TrainState, anywhere within an epoch (donated group by group).
+    log: where step losses and progress lines go.
+    stop: checked after each group; if set, a checkpoint is saved and the
+      run stops.
+    progress: the progress bar to advance.
+
+  Returns:
+    The state at the end of the epoch (position == steps_per_epoch).
+
+  Raises:
+    errors.DivergedError: on the first non-finite training loss.
+    errors.InterruptedRun: after saving, when a stop was requested.
+  """
+  config = run.config
+  epoch, position, step = int(state.epoch), int(state.position), int(
+      state.step)
+  every = config.checkpoint_every_steps
+  batch_indices = epoch_batches(jax.random.wrap_key_data(state.data_key),
+                                epoch, len(run.train.labels),
+                                config.batch_size)[position:]
+  pending = None
+  # Steps and batch position dispatched so far; the device may still be
+  # running the last group.
+  dispatched_step, dispatched_position = step, position
+
+  def collect(metrics):
+    """Reads a finished group's losses on the host, checks and logs them."""
+    nonlocal position, step
+    losses = np.asarray(metrics['loss'])
+    _check_losses(losses, step)
+    position += len(losses)
+    log.write_steps(step, losses, config.batch_size, epoch, position,
+                    run.steps_per_epoch)
+    step += len(losses)
+    progress.update(len(losses))
+
+  for group in _dispatch_groups(batch_indices, config.steps_per_dispatch):
+    state, metrics = train_steps(state, run.train.images, run.train.labels,
+                                 group, run.grad_chunks)
+    if pending is not None:
+      collect(pending)
+    pending = metrics
+    group_start, dispatched_step = dispatched_step, dispatched_step + len(group)
+    dispatched_position += len(group)
+    if stop.signal_name is not None:
+      collect(pending)
+      _save(run, state)
+      run.checkpoints.wait()
+      raise errors.InterruptedRun(
+          f'Stopped by {stop.signal_name} at step {step} (epoch {epoch}, batch '
+          f'{position} of {run.steps_per_epoch}); checkpoint saved in '
+          f'{run.checkpoints.directory}. Rerun the same command to resume.')
+    # A multiple of `every` passed within this group; the end of an epoch is
+    # saved after its evaluation instead.
+    if (every and dispatched_step // every > group_start // every and
+        dispatched_position < run.steps_per_epoch):
+      _save(run, state)
+  collect(pending)
+  return state
 
 
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str
-) -> train_state.TrainState:
-  """Trains for config.num_epochs, evaluating and logging after each epoch.
+) -> TrainState:
+  """Trains for config.num_epochs, evaluating, logging and checkpointing.
 
-  Writes `workdir/config.json` (the resolved config) and appends one JSON
-  object per epoch to `workdir/metrics.jsonl`.
+  Resumes from the newest checkpoint in workdir if there is one (see
+  checkpointing.py). Writes workdir/config.json, appends one JSON object per
+  epoch to workdir/metrics.jsonl, TensorBoard events to workdir/tensorboard
+  and checkpoints to workdir/checkpoints.
 
   Args:
     config: the experiment config (see configs/default.py).
@@ -336,52 +579,81 @@ def train_and_evaluate(
   Returns:
     The final TrainState.
   """
-  train, test = input_pipeline.load_dataset(config.dataset, config.data_dir)
-  num_train = len(train.labels)
-  _validate(config, num_train)
-  steps_per_epoch = num_train // config.batch_size
-  grad_chunks = config.grad_chunks or default_grad_chunks(config.batch_size)
-  tx = optimizers.from_config(config, config.num_epochs * steps_per_epoch)
-
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, 'config.json'), 'w') as f:
-    f.write(config.to_json_best_effort(indent=2))
-
-  init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
-  state = create_train_state(init_rng, models.CNN(), tx,
-                             train.images.shape[1:])
-  train, test = jax.device_put((train, test))
+  run = setup(config, workdir)
+  state = run.state
+  log = metrics_log.RunLog(workdir, run.step, config.log_every_steps,
+                           config.progress_every_s)
   logging.info('Training on %s (%d train / %d test examples), %d steps per '
                'epoch, %d gradient chunks per batch, devices: %s',
-               config.dataset, num_train, len(test.labels), steps_per_epoch,
-               grad_chunks, jax.devices())
-
-  metrics_path = os.path.join(workdir, 'metrics.jsonl')
-  open(metrics_path, 'w').close()
-  for epoch in range(1, config.num_epochs + 1):
-    batch_indices = epoch_batches(data_rng, epoch, num_train,
-                                  config.batch_size)
-    start = time.perf_counter()
-    with tqdm.tqdm(total=steps_per_epoch, desc=f'epoch {epoch}', unit='step',
-                   disable=None if config.progress_bar else True,
-                   leave=False) as progress:
-      state, metrics = train_epoch(state, train, batch_indices,
-                                   config.steps_per_dispatch, progress,
-                                   grad_chunks)
-    epoch_time = time.perf_counter() - start
-    evaluation = evaluate(state, test, config.eval_batch_size)
-    metrics.update(
-        epoch=epoch,
-        test_loss=evaluation['loss'],
-        test_accuracy=evaluation['accuracy'],
-        epoch_time_s=epoch_time,
-        images_per_s=steps_per_epoch * config.batch_size / epoch_time,
-    )
-    logging.info(
-        'epoch %d: train loss %.4f, test loss %.4f, test accuracy %.2f%%, '
-        '%.1f s, %.0f images/s', epoch, metrics['train_loss'],
-        metrics['test_loss'], 100 * metrics['test_accuracy'], epoch_time,
-        metrics['images_per_s'])
-    with open(metrics_path, 'a') as f:
-      f.write(json.dumps(metrics) + '\n')
+               config.dataset, len(run.train.labels), len(run.test.labels),
+               run.steps_per_epoch, run.grad_chunks, jax.devices())
+  try:
+    with StopRequest() as stop:
+      while int(state.epoch) <= config.num_epochs:
+        epoch = int(state.epoch)
+        start = time.perf_counter()
+        done_before = int(state.position)
+        with tqdm.tqdm(total=run.steps_per_epoch, initial=done_before,
+                       desc=f'epoch {epoch}', unit='step',
+                       disable=None if config.progress_bar else True,
+                       leave=False) as progress:
+          state = train_epoch(run, state, log, stop, progress)
+        epoch_time = time.perf_counter() - start
+        steps = run.steps_per_epoch
+        train_loss = float(state.loss_sum) / steps
+        _check_divergence(train_loss, epoch, input_pipeline.NUM_CLASSES)
+        evaluation = evaluate(state, run.test,
+                              min(config.eval_batch_size, len(run.test.labels)))
+        metrics = {
+            'train_loss': train_loss,
+            'train_accuracy': float(state.accuracy_sum) / steps,
+            'epoch': epoch,
+            'test_loss': evaluation['loss'],
+            'test_accuracy': evaluation['accuracy'],
+            'epoch_time_s': epoch_time,
+            'images_per_s': ((steps - done_before) * config.batch_size /
+                             epoch_time),
+        }
+        if log.write_epoch(metrics, int(state.step)):
+          logging.info(metrics_log.format_epoch(metrics))
+        # The row is written first: a kill between the two repeats the
+        # epoch's training exactly but never its row (see metrics_log).
+        state = state.next_epoch()
+        _save(run, state)
+  finally:
+    log.close()
+    run.checkpoints.close()
   return state
+
+
+def evaluate_saved(config: ml_collections.ConfigDict,
+                   workdir: str) -> dict[str, float]:
+  """Evaluates the newest checkpoint in workdir on the test split.
+
+  Args:
+    config: the config the run was trained with.
+    workdir: the run's folder.
+
+  Returns:
+    {'loss', 'accuracy'} on the test split, also logged.
+
+  Raises:
+    errors.WorkdirError: if workdir holds no checkpoint.
+  """
+  directory = os.path.join(workdir, checkpointing.CHECKPOINT_DIR)
+  if not os.path.isdir(directory):
+    raise errors.WorkdirError(
+        f'No checkpoint to evaluate in {workdir} (no {directory}); train '
+        'first with the same --config and --workdir.')
+  run = setup(config, workdir)
+  try:
+    if not run.checkpoints.steps():
+      raise errors.WorkdirError(f'No checkpoint to evaluate in {directory}.')
+    result = evaluate(run.state, run.test,
+                      min(config.eval_batch_size, len(run.test.labels)))
+  finally:
+    run.checkpoints.close()
+  print(f'step {run.step}: test loss {result["loss"]:.4f}, test accuracy '
+        f'{100 * result["accuracy"]:.2f}% ({len(run.test.labels)} examples)',
+        flush=True)
+  return result

@@ -28,7 +28,8 @@ def optimizer_config(name: str, learning_rate: float) -> ml_collections.ConfigDi
   for field in ('b1', 'b2', 'eps', 'eps_root', 'weight_decay', 'momentum',
                 'decay', 'rho', 'initial_accumulator_value', 'initial_scale'):
     opt[field] = config_dict.placeholder(float)
-  for field in ('nesterov', 'amsgrad', 'centered'):
+  for field in ('nesterov', 'amsgrad', 'centered', 'bias_correction_mu',
+                'bias_correction_nu'):
     opt[field] = config_dict.placeholder(bool)
   for field in ('mu_dtype', 'nu_dtype'):
     opt[field] = config_dict.placeholder(str)
@@ -59,4 +60,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.warmup_steps = 0
   config.grad_clip_norm = config_dict.placeholder(float)
   config.progress_bar = True
+  # Checkpoints (Orbax, in WORKDIR/checkpoints): every this many steps, None
+  # for once per epoch; the run is also saved at the end of every epoch.
+  config.checkpoint_every_steps = config_dict.placeholder(int)
+  config.keep_checkpoints = 3
+  # True: move an existing run in the workdir aside and start afresh.
+  config.restart = False
+  # The train loss goes to TensorBoard every this many steps (0: never).
+  config.log_every_steps = 50
+  # A progress line (step, loss, images/s) at most this often, in seconds.
+  config.progress_every_s = 10.0
   return config

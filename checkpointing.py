@@ -1,0 +1,259 @@
+"""Orbax checkpoints of a run's whole state, and the workdir they live in.
+
+A checkpoint holds the TrainState (parameters, optimizer state, step, the
+data-order key, the epoch and position in it, and the epoch's running metric
+sums), so a restored run continues exactly where the saved one stood. Next to
+it, a small JSON item records a SHA-256 fingerprint of every byte of that
+state: Orbax's atomic commit already guarantees that a killed save never looks
+complete, and the fingerprint catches what happens to the files afterwards
+(truncation, flipped bytes), so a damaged checkpoint is reported and the
+previous one used instead.
+
+The workdir also keeps the run's config (config.json). Resuming with a config
+that changes the model, the data or the optimizer state is refused with the
+differing fields named; fields in HARMLESS_FIELDS may change.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+from typing import Any, Optional
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+import errors
+
+CHECKPOINT_DIR = 'checkpoints'
+CONFIG_FILE = 'config.json'
+PREVIOUS_DIR = 'previous'
+# What a fresh start (config.restart) moves aside, never deletes.
+RUN_OUTPUTS = (CHECKPOINT_DIR, CONFIG_FILE, 'metrics.jsonl', 'tensorboard')
+
+# Config fields whose change between a run and its resumption keeps the run
+# exact (or only extends it): how long to train, how often to save and log,
+# where the same files live, the evaluation batch (evaluation is exact for any
+# batch size), and how many devices or processes share the work (the mesh
+# splits the same global batch). Any other field changes the model, the data
+# order or the optimizer, and so refuses a resume.
+HARMLESS_FIELDS = frozenset({
+    'num_epochs', 'progress_bar', 'restart', 'checkpoint_every_steps',
+    'keep_checkpoints', 'log_every_steps', 'progress_every_s',
+    'eval_batch_size', 'data_dir', 'num_devices', 'coordinator_address',
+    'num_processes', 'process_id',
+})
+
+
+def fingerprint(tree: Any) -> str:
+  """SHA-256 over the bytes, shapes and dtypes of every leaf of `tree`."""
+  digest = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    array = np.asarray(jax.device_get(leaf))
+    digest.update(f'{jax.tree_util.keystr(path)}:{array.dtype}:'
+                  f'{array.shape};'.encode())
+    digest.update(np.ascontiguousarray(array).tobytes())
+  return digest.hexdigest()
+
+
+def _flat(config: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  """Flattens nested config dicts to {'a.b': value}."""
+  flat = {}
+  for key, value in config.items():
+    if isinstance(value, dict):
+      flat.update(_flat(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+def _as_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The config as the plain JSON dict config.json holds."""
+  return json.loads(config.to_json_best_effort())
+
+
+def config_differences(saved: dict[str, Any],
+                       current: dict[str, Any]) -> list[str]:
+  """Names the fields, outside HARMLESS_FIELDS, that differ, with both values.
+
+  Args:
+    saved: the config a workdir's run was started with, as a JSON dict.
+    current: the config of this run, as a JSON dict.
+
+  Returns:
+    Sorted 'field (saved X, now Y)' strings; empty if the run may resume.
+  """
+  saved, current = _flat(saved), _flat(current)
+  differences = []
+  for field in sorted(set(saved) | set(current)):
+    if field.split('.')[0] in HARMLESS_FIELDS:
+      continue
+    before, after = saved.get(field, '<absent>'), current.get(field, '<absent>')
+    if before != after:
+      differences.append(f'{field} (saved {before!r}, now {after!r})')
+  return differences
+
+
+def move_aside(workdir: str) -> Optional[str]:
+  """Moves a previous run's outputs into workdir/previous/<time>/.
+
+  Args:
+    workdir: the run's folder.
+
+  Returns:
+    The folder they were moved to, or None if there was nothing to move.
+  """
+  present = [name for name in RUN_OUTPUTS
+             if os.path.exists(os.path.join(workdir, name))]
+  if not present:
+    return None
+  stamp = datetime.datetime.now().strftime('%Y%m%d-%H%M%S-%f')
+  target = os.path.join(workdir, PREVIOUS_DIR, stamp)
+  os.makedirs(target)
+  for name in present:
+    shutil.move(os.path.join(workdir, name), os.path.join(target, name))
+  return target
+
+
+def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Refuses a workdir whose saved run the config would not continue exactly.
+
+  With config.restart, the old outputs are moved aside first. Writes the
+  current config to config.json (harmless differences, such as more epochs,
+  update it).
+
+  Args:
+    config: this run's config.
+    workdir: the run's folder (created if missing).
+
+  Raises:
+    errors.WorkdirError: naming the differing fields and how to start afresh.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  if config.get('restart', False):
+    moved = move_aside(workdir)
+    if moved:
+      logging.info('restart: moved the previous run in %s to %s', workdir,
+                   moved)
+  path = os.path.join(workdir, CONFIG_FILE)
+  current = _as_json_dict(config)
+  if os.path.exists(os.path.join(workdir, CHECKPOINT_DIR)) and os.path.exists(
+      path):
+    with open(path) as f:
+      try:
+        saved = json.load(f)
+      except json.JSONDecodeError as e:
+        raise errors.WorkdirError(
+            f'{path} is not valid JSON ({e}); pass --config.restart=True to '
+            'move the old run aside and start afresh.') from e
+    differences = config_differences(saved, current)
+    if differences:
+      raise errors.WorkdirError(
+          f'{workdir} holds a run with a different config: '
+          f'{"; ".join(differences)}. Rerun with the saved values, use '
+          'another --workdir, or pass --config.restart=True to move the old '
+          'run aside and start afresh.')
+  if jax.process_index() == 0:
+    with open(path, 'w') as f:
+      f.write(config.to_json_best_effort(indent=2))
+
+
+class Checkpoints:
+  """Saves and restores a run's TrainState in workdir/checkpoints with Orbax.
+
+  Saves are asynchronous: `save` returns once the state is copied off the
+  device, and the files are written while training goes on. `close` waits
+  for the last save.
+  """
+
+  def __init__(self, workdir: str, keep: int):
+    """Opens (or creates) the checkpoint folder.
+
+    Args:
+      workdir: the run's folder; checkpoints go to workdir/checkpoints.
+      keep: how many of the newest checkpoints to keep.
+    """
+    self.directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+    options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                           enable_async_checkpointing=True)
+    self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                          item_names=('state', 'meta'))
+
+  def steps(self) -> list[int]:
+    """The steps of the committed checkpoints, newest first."""
+    return sorted(self._manager.all_steps(), reverse=True)
+
+  def save(self, state: Any, meta: dict[str, Any]) -> None:
+    """Starts saving `state` at its step (returns before the disk write).
+
+    Args:
+      state: the TrainState. It is copied first, so the train step may donate
+        its buffers while the write is still under way.
+      meta: JSON-able facts about the run to keep beside it.
+    """
+    state = jax.tree.map(lambda x: jnp.array(x, copy=True), state)
+    meta = dict(meta, fingerprint=fingerprint(state))
+    step = int(state.step)
+    if step in self._manager.all_steps():
+      return  # Already saved (e.g. the end of an epoch that was the end).
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
+
+  def restore_latest(self, target: Any) -> tuple[Any, dict[str, Any]] | None:
+    """Restores the newest checkpoint that is intact.
+
+    A checkpoint that fails to load or whose bytes do not match its
+    fingerprint is reported by name, and the one before it is tried.
+
+    Args:
+      target: a TrainState of the same structure (its arrays give shapes,
+        dtypes and shardings).
+
+    Returns:
+      (state, meta) of the newest intact checkpoint, or None if there is no
+      checkpoint at all.
+
+    Raises:
+      errors.WorkdirError: if checkpoints exist but none is intact.
+    """
+    steps = self.steps()
+    if not steps:
+      return None
+    problems = []
+    for step in steps:
+      where = os.path.join(self.directory, str(step))
+      try:
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target),
+            meta=ocp.args.JsonRestore()))
+        state, meta = restored['state'], restored['meta']
+        # Damage shows up as any of many exception types from Orbax,
+        # TensorStore or the JSON reader; all mean "this one is unusable".
+      except Exception as e:  # pylint: disable=broad-except
+        problem = f'{where}: cannot be read ({type(e).__name__}: ' \
+                  f'{str(e).splitlines()[0][:200] if str(e) else ""})'
+      else:
+        if meta.get('fingerprint') == fingerprint(state):
+          if problems:
+            logging.warning('Using the checkpoint at step %d instead.', step)
+          return state, meta
+        problem = f'{where}: its bytes do not match its fingerprint'
+      logging.warning('Damaged checkpoint %s', problem)
+      problems.append(problem)
+    raise errors.WorkdirError(
+        f'No intact checkpoint in {self.directory}: {"; ".join(problems)}. '
+        'Pass --config.restart=True to move it aside and start afresh.')
+
+  def wait(self) -> None:
+    """Blocks until every save started so far is on disk."""
+    self._manager.wait_until_finished()
+
+  def close(self) -> None:
+    """Waits for pending saves and releases the manager."""
+    self._manager.wait_until_finished()
+    self._manager.close()

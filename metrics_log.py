@@ -1,0 +1,130 @@
+"""Where a run's numbers go: metrics.jsonl, TensorBoard and progress lines.
+
+metrics.jsonl gets one JSON object per epoch and is only ever appended to. A
+resumed run reads the epochs already there and never logs one twice, so a
+run killed between logging an epoch and checkpointing it repeats the epoch's
+training (bit for bit) but not its row. TensorBoard event files
+(tensorboardX, no TensorFlow needed) get the per-epoch metrics and the train
+loss every few steps. Only process 0 writes, so a multi-process run logs once.
+"""
+
+import json
+import os
+import time
+from typing import Any, Sequence
+
+from absl import logging
+import jax
+import numpy as np
+
+METRICS_FILE = 'metrics.jsonl'
+TENSORBOARD_DIR = 'tensorboard'
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+  """The rows of workdir/metrics.jsonl (empty if there is none)."""
+  path = os.path.join(workdir, METRICS_FILE)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+class RunLog:
+  """Appends epoch metrics and step losses; prints progress while training."""
+
+  def __init__(self, workdir: str, first_step: int, log_every_steps: int,
+               progress_every_s: float):
+    """Opens the run's logs.
+
+    Args:
+      workdir: the run's folder.
+      first_step: the step training starts (or resumes) from; TensorBoard
+        hides events a killed run wrote after it.
+      log_every_steps: write the train loss to TensorBoard every this many
+        steps (0: never).
+      progress_every_s: log a progress line at most this often (seconds).
+    """
+    self._writes = jax.process_index() == 0
+    self._path = os.path.join(workdir, METRICS_FILE)
+    self.logged_epochs = {row['epoch'] for row in read_metrics(workdir)}
+    self._log_every_steps = log_every_steps
+    self._progress_every_s = progress_every_s
+    self._last_progress = time.perf_counter()
+    self._images_since = 0
+    self._writer = None
+    if self._writes:
+      # Imported here: only a run that writes needs it.
+      import tensorboardX  # pylint: disable=g-import-not-at-top
+      self._writer = tensorboardX.SummaryWriter(
+          os.path.join(workdir, TENSORBOARD_DIR), purge_step=first_step)
+
+  def write_epoch(self, metrics: dict[str, Any], step: int) -> bool:
+    """Appends one epoch's metrics unless that epoch is already logged.
+
+    Args:
+      metrics: JSON-able values, with an integer 'epoch'.
+      step: the optimizer step at the end of the epoch (TensorBoard's x).
+
+    Returns:
+      Whether the row was written (False if the epoch was logged before).
+    """
+    epoch = metrics['epoch']
+    if epoch in self.logged_epochs:
+      logging.info('epoch %d is already in %s; not logging it again', epoch,
+                   self._path)
+      return False
+    self.logged_epochs.add(epoch)
+    if not self._writes:
+      return True
+    with open(self._path, 'a') as f:
+      f.write(json.dumps(metrics) + '\n')
+      f.flush()
+      os.fsync(f.fileno())
+    for key, value in metrics.items():
+      if key != 'epoch' and isinstance(value, (int, float)):
+        self._writer.add_scalar(f'epoch/{key}', value, step)
+    self._writer.flush()
+    return True
+
+  def write_steps(self, first_step: int, losses: Sequence[float],
+                  batch_size: int, epoch: int, position: int,
+                  steps_per_epoch: int) -> None:
+    """Logs the losses of steps first_step+1... and, now and then, progress.
+
+    Args:
+      first_step: the step before the first of `losses`.
+      losses: the train loss of each step, in order.
+      batch_size: examples per step (for images/s).
+      epoch: the epoch these steps belong to.
+      position: batches of the epoch done after these steps.
+      steps_per_epoch: batches per epoch.
+    """
+    self._images_since += len(losses) * batch_size
+    if self._writer is not None and self._log_every_steps:
+      for i, loss in enumerate(losses):
+        step = first_step + i + 1
+        if step % self._log_every_steps == 0:
+          self._writer.add_scalar('train/loss', float(loss), step)
+    now = time.perf_counter()
+    if now - self._last_progress >= self._progress_every_s:
+      logging.info('step %d (epoch %d, batch %d/%d): loss %.4f, %.0f images/s',
+                   first_step + len(losses), epoch, position, steps_per_epoch,
+                   float(np.mean(losses)),
+                   self._images_since / (now - self._last_progress))
+      self._last_progress, self._images_since = now, 0
+
+  def close(self) -> None:
+    """Flushes and closes the TensorBoard writer."""
+    if self._writer is not None:
+      self._writer.close()
+      self._writer = None
+
+
+def format_epoch(metrics: dict[str, Any]) -> str:
+  """One human line for an epoch's metrics."""
+  return (f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f}, "
+          f"test loss {metrics['test_loss']:.4f}, test accuracy "
+          f"{100 * metrics['test_accuracy']:.2f}%, {metrics['epoch_time_s']:.1f}"
+          f" s, {metrics['images_per_s']:.0f} images/s")
+
