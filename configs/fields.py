@@ -1,0 +1,71 @@
+"""One line of meaning for every config field, for `main.py --show_config`.
+
+Keys are dotted field names; a key ending in '.*' covers a whole group.
+"""
+
+HELP = {
+    'task': 'what main.py runs: classify (train a model), playground (2-D '
+            'optimizer paths)',
+    'dataset': 'mnist or fashion_mnist (TFDS name, also checked against '
+               'data_dir\'s files)',
+    'data_dir': 'folder with the four IDX files (plain or .gz); None '
+                'downloads through TFDS',
+    'num_epochs': 'epochs to train; raising it continues a finished run',
+    'batch_size': 'training examples per optimizer step (the global batch)',
+    'eval_batch_size': 'examples per evaluation forward pass (any size gives '
+                       'the same exact result)',
+    'steps_per_dispatch': 'optimizer steps per jitted call (same math, fewer '
+                          'dispatches)',
+    'grad_chunks': 'independent gradient chunks per batch (CPU speed); None '
+                   'picks per backend',
+    'seed': 'seed of the initial parameters and the data order, 0..2**32-1',
+    'optimizer.name': 'a name from the optimizer registry (optimizers.py)',
+    'optimizer.learning_rate': 'the base (peak) learning rate, >= 0',
+    'optimizer.b1': 'Adam family: decay of the first moment, in [0, 1)',
+    'optimizer.b2': 'Adam family: decay of the second moment, in [0, 1)',
+    'optimizer.eps': 'Adam family and RMSProp: added to the denominator, >= 0',
+    'optimizer.eps_root': 'Adam family: added inside the square root, >= 0',
+    'optimizer.weight_decay': 'decoupled weight decay (adamw, nadamw), >= 0',
+    'optimizer.momentum': 'momentum of sgd/rmsprop, in [0, 1]',
+    'optimizer.decay': 'rmsprop: decay of the squared-gradient average, in '
+                       '[0, 1]',
+    'optimizer.rho': 'adadelta: decay of the averages, in [0, 1]',
+    'optimizer.initial_accumulator_value': 'adagrad: starting accumulator, '
+                                           '>= 0',
+    'optimizer.initial_scale': 'rmsprop: starting squared-gradient average',
+    'optimizer.nesterov': 'use the Nesterov form of momentum (sgd, nadam)',
+    'optimizer.amsgrad': 'Adam: keep the running maximum of the second moment',
+    'optimizer.centered': 'rmsprop: divide by the centred variance',
+    'optimizer.bias_correction_mu': 'Adam: divide the first moment by '
+                                    '1 - b1^t (the paper\'s correction)',
+    'optimizer.bias_correction_nu': 'Adam: divide the second moment by '
+                                    '1 - b2^t (the paper\'s correction)',
+    'optimizer.mu_dtype': 'storage dtype of the first moment (e.g. bfloat16)',
+    'optimizer.nu_dtype': 'storage dtype of the second moment',
+    'schedule': 'learning-rate schedule: constant, cosine, warmup_cosine, '
+                'inverse_sqrt',
+    'warmup_steps': 'linear warm-up steps at the start of the schedule',
+    'grad_clip_norm': 'clip gradients to this global norm first; None: no '
+                      'clipping',
+    'progress_bar': 'show a tqdm bar on a terminal',
+    'checkpoint_every_steps': 'save a checkpoint every this many steps; None: '
+                              'at the end of each epoch only',
+    'keep_checkpoints': 'how many of the newest checkpoints to keep',
+    'restart': 'move an existing run in the workdir aside and start afresh',
+    'log_every_steps': 'write the train loss to TensorBoard every this many '
+                       'steps (0: never)',
+    'progress_every_s': 'log a progress line (step, loss, images/s) at most '
+                        'this often, in seconds',
+}
+
+
+def describe(name: str) -> str:
+  """The help line for dotted field `name` (or its group's)."""
+  if name in HELP:
+    return HELP[name]
+  parts = name.split('.')
+  for i in range(len(parts) - 1, 0, -1):
+    group = '.'.join(parts[:i]) + '.*'
+    if group in HELP:
+      return HELP[group]
+  return '(no description: see the config file)'
