@@ -9,15 +9,22 @@ distribution, or, with no folder, from the same files that TensorFlow Datasets
 neither TensorFlow nor TFDS's prepared records: TFDS's `mnist` builder reads
 its downloads through `tf.io.gfile`, so only TFDS's download manager is used
 here, and the cached IDX files are parsed with NumPy.
+
+Bad input raises the `errors` module's types (DataError, MissingFileError,
+OfflineError, ConfigError), whose messages name the file or value and what is
+accepted; `main.py` prints them in one line.
 """
 
 import gzip
 import os
+import re
 from typing import NamedTuple
 import urllib.parse
 
 from absl import logging
 import numpy as np
+
+import errors
 
 
 class Split(NamedTuple):
@@ -54,6 +61,26 @@ _IDX_NAMES = tuple(name for pair in _SPLIT_FILES.values() for name in pair)
 # Seconds to wait for the download server before declaring it unreachable.
 _REACHABILITY_TIMEOUT_S = 5
 
+# The longest reason (the innermost exception's text) an offline message
+# quotes: urllib3 nests several exceptions' texts, hundreds of characters.
+_MAX_REASON_CHARS = 120
+
+# The first labels of each split of each dataset (both releases' label files,
+# as TFDS downloads them), to recognise a folder holding the other dataset.
+# 20 labels: a folder of other data matches by chance with probability
+# about 1e-20.
+_LABELS_PREFIX_LENGTH = 20
+_KNOWN_LABELS = {
+    'mnist': {
+        'train': (5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8, 6, 9),
+        'test': (7, 2, 1, 0, 4, 1, 4, 9, 5, 9, 0, 6, 9, 0, 1, 5, 9, 7, 3, 4),
+    },
+    'fashion_mnist': {
+        'train': (9, 0, 0, 3, 0, 2, 7, 2, 5, 5, 0, 9, 5, 5, 7, 9, 1, 0, 6, 4),
+        'test': (9, 2, 1, 1, 6, 1, 4, 6, 5, 7, 4, 5, 7, 3, 4, 1, 2, 4, 8, 0),
+    },
+}
+
 
 def read_idx(path: str) -> np.ndarray:
   """Reads one uint8 IDX file, gzipped or not.
@@ -65,12 +92,12 @@ def read_idx(path: str) -> np.ndarray:
     A writable uint8 array with the dimensions the file's header gives.
 
   Raises:
-    FileNotFoundError: if the file does not exist.
-    ValueError: if the file is not a complete uint8 IDX file of 1 or 3
+    errors.MissingFileError: if the file does not exist.
+    errors.DataError: if the file is not a complete uint8 IDX file of 1 or 3
       dimensions; the message names the file and the problem.
   """
   if not os.path.isfile(path):
-    raise FileNotFoundError(f'{path}: no such IDX file')
+    raise errors.MissingFileError(f'{path}: no such IDX file')
   try:
     if path.endswith('.gz'):
       with gzip.open(path, 'rb') as f:
@@ -81,21 +108,21 @@ def read_idx(path: str) -> np.ndarray:
   except (OSError, EOFError) as e:
     # gzip reports corrupt or cut-off archives as BadGzipFile (an OSError)
     # or EOFError; say which file it was.
-    raise ValueError(f'{path}: cannot decompress: {e}') from e
+    raise errors.DataError(f'{path}: cannot decompress: {e}') from e
 
   if len(data) < 4:
-    raise ValueError(
+    raise errors.DataError(
         f'{path}: truncated IDX header: {len(data)} bytes, need 4 for the '
         'magic number')
   magic = int.from_bytes(data[:4], 'big')
   if magic not in (_LABELS_MAGIC, _IMAGES_MAGIC):
-    raise ValueError(
+    raise errors.DataError(
         f'{path}: bad IDX magic number 0x{magic:08x}; expected '
         f'{_ACCEPTED_MAGICS}')
   ndim = data[3]
   header_size = 4 + 4 * ndim
   if len(data) < header_size:
-    raise ValueError(
+    raise errors.DataError(
         f'{path}: truncated IDX header: {len(data)} bytes, need '
         f'{header_size} for the magic number and {ndim} dimension sizes')
   dims = tuple(
@@ -104,7 +131,7 @@ def read_idx(path: str) -> np.ndarray:
   found = len(data) - header_size
   if found != expected:
     problem = 'truncated payload' if found < expected else 'trailing bytes'
-    raise ValueError(
+    raise errors.DataError(
         f'{path}: {problem}: dimensions {dims} need {expected} payload bytes, '
         f'found {found}')
   # Copy out of the immutable `bytes` so callers get a writable array.
@@ -121,24 +148,29 @@ def _find_idx_file(data_dir: str, name: str) -> str | None:
   return None
 
 
-def _load_split(images_path: str, labels_path: str) -> Split:
-  """Reads and validates one split from its images and labels files."""
+def _load_split(split: str, images_path: str, labels_path: str) -> Split:
+  """Reads and validates split `split` from its images and labels files."""
   images = read_idx(images_path)
   if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
-    raise ValueError(
+    raise errors.DataError(
         f'{images_path}: expected images of shape (N, {IMAGE_SIZE}, '
         f'{IMAGE_SIZE}), found shape {images.shape}')
   labels = read_idx(labels_path)
   if labels.ndim != 1:
-    raise ValueError(
+    raise errors.DataError(
         f'{labels_path}: expected 1-D labels, found shape {labels.shape}')
   if len(images) != len(labels):
-    raise ValueError(
+    raise errors.DataError(
         f'{images_path} holds {len(images)} images but {labels_path} holds '
         f'{len(labels)} labels')
+  if not len(labels):
+    # Valid IDX, but training would divide by zero examples much later.
+    raise errors.DataError(
+        f'{images_path} and {labels_path} hold 0 examples; the {split} split '
+        'needs at least one')
   bad = labels[labels >= NUM_CLASSES]
   if bad.size:
-    raise ValueError(
+    raise errors.DataError(
         f'{labels_path}: {bad.size} labels out of range 0..{NUM_CLASSES - 1}, '
         f'e.g. {bad[0]}')
   return Split(images=images[..., np.newaxis], labels=labels.astype(np.int32))
@@ -156,32 +188,67 @@ def load_idx_dir(data_dir: str) -> tuple[Split, Split]:
     (train, test) Splits.
 
   Raises:
-    FileNotFoundError: if the folder or any of the four files is missing.
-    ValueError: if a file is not valid IDX, images are not 28x28, counts of
-      images and labels differ, or a label is outside 0..9.
+    errors.MissingFileError: if the folder or any of the four files is
+      missing.
+    errors.DataError: if a file is not valid IDX, images are not 28x28,
+      counts of images and labels differ, a split is empty, or a label is
+      outside 0..9.
   """
+  # The shell leaves `~` alone after `--config.data_dir=`.
+  data_dir = os.path.expanduser(data_dir)
   if not os.path.isdir(data_dir):
-    raise FileNotFoundError(f'data_dir {data_dir} is not a folder')
+    raise errors.MissingFileError(f'data_dir {data_dir} is not a folder')
   paths = {name: _find_idx_file(data_dir, name) for name in _IDX_NAMES}
   missing = [name for name, path in paths.items() if path is None]
   if missing:
-    raise FileNotFoundError(
+    raise errors.MissingFileError(
         f'{data_dir} lacks {", ".join(missing)} (plain or .gz); it must hold '
         f'the four IDX files {", ".join(_IDX_NAMES)}')
   splits = tuple(
-      _load_split(paths[images], paths[labels])
-      for images, labels in _SPLIT_FILES.values())
+      _load_split(split, paths[images], paths[labels])
+      for split, (images, labels) in _SPLIT_FILES.items())
   logging.info('Loaded %s: %d train and %d test examples.', data_dir,
                len(splits[0].labels), len(splits[1].labels))
   return splits
 
 
-def _offline_error(name: str, reason: str) -> ConnectionError:
+def _short_reason(error: BaseException) -> str:
+  """One short line saying why a download failed: the innermost cause.
+
+  requests wraps urllib3's MaxRetryError, whose `reason` is the exception
+  that says what happened (e.g. a failed name lookup); each level repeats the
+  text of the ones inside it.
+
+  Args:
+    error: the exception raised by requests or TFDS.
+
+  Returns:
+    'Type: text', at most about _MAX_REASON_CHARS characters.
+  """
+  cause = error
+  for _ in range(10):  # A bound, in case an exception refers to itself.
+    inner = getattr(cause, 'reason', None)
+    if not isinstance(inner, BaseException) and cause.args:
+      inner = cause.args[0]
+    if not isinstance(inner, BaseException):
+      break
+    cause = inner
+  lines = str(cause).strip().splitlines()
+  # urllib3 starts with the connection's repr ('<...object at 0x...>' or
+  # 'HTTPSConnection(host=..., port=443)'); the host is in the URL already.
+  text = re.sub(r'^(<[^>]*>|\w+\([^)]*\)):\s*', '', lines[-1] if lines else '')
+  if len(text) > _MAX_REASON_CHARS:
+    text = text[:_MAX_REASON_CHARS - 3] + '...'
+  return f'{type(cause).__name__}: {text}' if text else type(cause).__name__
+
+
+def _offline_error(name: str, reason: str) -> errors.OfflineError:
   """Returns the error telling the user to pass a folder of IDX files."""
-  return ConnectionError(
-      f'Could not download dataset {name!r} with TFDS: {reason}. Without '
-      'network access, pass --config.data_dir=/path/to/folder holding the '
-      f'four IDX files {", ".join(_IDX_NAMES)} (each plain or .gz).')
+  # The advice first: the reason is for those who want to know more.
+  return errors.OfflineError(
+      f'Could not download dataset {name!r}; without network access pass '
+      '--config.data_dir=/path/to/folder holding the four IDX files '
+      f'{", ".join(_IDX_NAMES)} (each plain or .gz). Reason: {reason}')
 
 
 def _is_cached_by_tfds(download_dir: str, name: str, url: str) -> bool:
@@ -221,17 +288,46 @@ def _download_with_tfds(name: str) -> tuple[Split, Split]:
     try:
       requests.head(base_url, timeout=_REACHABILITY_TIMEOUT_S)
     except requests.RequestException as e:
-      raise _offline_error(name, f'{base_url} is unreachable ({e})') from e
+      raise _offline_error(
+          name, f'{base_url} is unreachable: {_short_reason(e)}') from e
   logging.info('Fetching %s with TFDS into %s.', name, download_dir)
   dl_manager = tfds.download.DownloadManager(
       download_dir=download_dir, dataset_name=name)
+  # pylint: disable=g-import-not-at-top
+  import requests
+  from tensorflow_datasets.core.download import download_manager
+  # pylint: enable=g-import-not-at-top
   try:
     paths = dl_manager.download(urls)
-  except Exception as e:  # TFDS raises several types; all mean the same here.
-    raise _offline_error(name, str(e)) from e
+  except (requests.RequestException, tfds.download.DownloadError,
+          download_manager.NonMatchingChecksumError) as e:
+    # What TFDS raises when the network fails (requests' errors, after its
+    # retries), the server refuses (DownloadError: an HTTP status), or a proxy
+    # serves something else (checksum mismatch). Anything else is a bug and
+    # keeps its traceback.
+    raise _offline_error(name, _short_reason(e)) from e
   return tuple(
-      _load_split(os.fspath(paths[images]), os.fspath(paths[labels]))
-      for images, labels in _SPLIT_FILES.values())
+      _load_split(split, os.fspath(paths[images]), os.fspath(paths[labels]))
+      for split, (images, labels) in _SPLIT_FILES.items())
+
+
+def identify(train: Split, test: Split) -> str | None:
+  """Recognises MNIST or Fashion-MNIST by the first labels of its splits.
+
+  Args:
+    train: the training split.
+    test: the test split.
+
+  Returns:
+    The name (a key of DATASETS) whose known first labels either split
+    starts with, or None for other data (too short, reordered, or not one of
+    DATASETS).
+  """
+  for name, known in _KNOWN_LABELS.items():
+    for split, labels in (('train', train.labels), ('test', test.labels)):
+      if tuple(labels[:_LABELS_PREFIX_LENGTH].tolist()) == known[split]:
+        return name
+  return None
 
 
 def load_dataset(name: str, data_dir: str | None) -> tuple[Split, Split]:
@@ -247,13 +343,30 @@ def load_dataset(name: str, data_dir: str | None) -> tuple[Split, Split]:
     (train, test) Splits.
 
   Raises:
-    ValueError: if `name` is not in DATASETS, or the files are invalid.
-    FileNotFoundError: if `data_dir` lacks a file.
-    ConnectionError: if the download fails, e.g. offline.
+    errors.ConfigError: if `name` is not in DATASETS.
+    errors.DataError: if the files are invalid, or `data_dir` holds the
+      other dataset of DATASETS (recognised by its labels, see `identify`).
+    errors.MissingFileError: if `data_dir` lacks a file.
+    errors.OfflineError: if the download fails, e.g. offline.
   """
   if name not in DATASETS:
-    raise ValueError(
+    raise errors.ConfigError(
         f'Unknown dataset {name!r}; accepted: {", ".join(DATASETS)}')
-  if data_dir:
-    return load_idx_dir(data_dir)
-  return _download_with_tfds(name)
+  if not data_dir:
+    return _download_with_tfds(name)
+  data_dir = os.path.expanduser(data_dir)
+  train, test = load_idx_dir(data_dir)
+  found = identify(train, test)
+  if found is None:
+    # Any MNIST-style data is welcome; say that `name` was not checked.
+    logging.info('Reading %s as dataset %r (its labels are not those of %s).',
+                 data_dir, name, ' or '.join(DATASETS))
+  elif found != name:
+    raise errors.DataError(
+        f'data_dir {data_dir} holds {found} (its labels are {found}\'s), not '
+        f'dataset={name!r}: pass --config.dataset={found} or a data_dir '
+        f'holding {name}')
+  else:
+    logging.info('Reading %s: recognised as %s by its labels.', data_dir,
+                 name)
+  return train, test

@@ -3,6 +3,7 @@
 import functools
 import gzip
 import http.server
+import logging
 import os
 import re
 import socket
@@ -14,7 +15,10 @@ import time
 from conftest import write_idx
 import numpy as np
 import pytest
+import requests
+import urllib3
 
+import errors
 import input_pipeline
 
 
@@ -68,10 +72,10 @@ def _write_maybe_gzipped(path, data):
      r'.*truncated IDX header: 12 bytes, need 16'),
 ])
 def test_read_idx_rejects_malformed_files(tmp_path, name, data, problem):
-  """A malformed IDX file is a ValueError naming the file and the problem."""
+  """A malformed IDX file is a DataError naming the file and the problem."""
   path = str(tmp_path / name)
   _write_maybe_gzipped(path, data)
-  with pytest.raises(ValueError, match=re.escape(path) + problem):
+  with pytest.raises(errors.DataError, match='^' + re.escape(path) + problem):
     input_pipeline.read_idx(path)
 
 
@@ -80,14 +84,15 @@ def test_read_idx_rejects_corrupt_gzip(tmp_path):
   path = str(tmp_path / 'labels.gz')
   _write_bytes(path, _header(0x00000801, 1) + b'\x01')
   with pytest.raises(
-      ValueError, match=re.escape(path) + r'.*cannot decompress'):
+      errors.DataError, match='^' + re.escape(path) + r': cannot decompress'):
     input_pipeline.read_idx(path)
 
 
 def test_read_idx_missing_file(tmp_path):
-  """A missing file is a FileNotFoundError naming it."""
+  """A missing file is a MissingFileError naming it."""
   path = str(tmp_path / 'nope')
-  with pytest.raises(FileNotFoundError, match=re.escape(path)):
+  with pytest.raises(errors.MissingFileError,
+                     match='^' + re.escape(path) + ': no such IDX file$'):
     input_pipeline.read_idx(path)
 
 
@@ -122,18 +127,23 @@ def test_load_idx_dir_names_missing_file_and_folder(tiny_mnist_dir):
   """A missing file is named, along with the folder and the expected names."""
   os.remove(os.path.join(tiny_mnist_dir, 't10k-labels-idx1-ubyte.gz'))
   with pytest.raises(
-      FileNotFoundError,
-      match=re.escape(tiny_mnist_dir) + r' lacks t10k-labels-idx1-ubyte .*'
+      errors.MissingFileError,
+      match='^' + re.escape(tiny_mnist_dir) + r' lacks t10k-labels-idx1-ubyte '
+      r'\(plain or \.gz\); it must hold the four IDX files '
       r'train-images-idx3-ubyte, train-labels-idx1-ubyte, '
       r't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte'):
     input_pipeline.load_idx_dir(tiny_mnist_dir)
 
 
 def test_load_idx_dir_missing_folder(tmp_path):
-  """A folder that does not exist is named."""
+  """A folder that does not exist (or is a file) is named."""
   path = str(tmp_path / 'absent')
-  with pytest.raises(FileNotFoundError, match=re.escape(path)):
+  with pytest.raises(errors.MissingFileError,
+                     match=f'^data_dir {re.escape(path)} is not a folder$'):
     input_pipeline.load_idx_dir(path)
+  _write_bytes(path, b'')
+  with pytest.raises(errors.MissingFileError, match='is not a folder'):
+    input_pipeline.load_dataset('mnist', path)
 
 
 def test_load_idx_dir_rejects_mismatched_counts(tiny_mnist_dir):
@@ -142,9 +152,9 @@ def test_load_idx_dir_rejects_mismatched_counts(tiny_mnist_dir):
   write_idx(labels, np.zeros(255, np.uint8))
   images = os.path.join(tiny_mnist_dir, 'train-images-idx3-ubyte.gz')
   with pytest.raises(
-      ValueError,
-      match=re.escape(images) + r' holds 256 images but ' + re.escape(labels)
-      + r' holds 255 labels'):
+      errors.DataError,
+      match='^' + re.escape(images) + r' holds 256 images but '
+      + re.escape(labels) + r' holds 255 labels$'):
     input_pipeline.load_idx_dir(tiny_mnist_dir)
 
 
@@ -171,23 +181,141 @@ def test_load_idx_dir_rejects_bad_contents(tiny_mnist_dir, name, content,
   """A valid IDX file with the wrong contents is named with the problem."""
   path = os.path.join(tiny_mnist_dir, name)
   write_idx(path, content)
-  with pytest.raises(ValueError, match=re.escape(path) + problem):
+  with pytest.raises(errors.DataError, match=re.escape(path) + problem):
+    input_pipeline.load_idx_dir(tiny_mnist_dir)
+
+
+@pytest.mark.parametrize('prefix, split', [('train', 'train'),
+                                           ('t10k', 'test')])
+def test_load_idx_dir_rejects_an_empty_split(tiny_mnist_dir, prefix, split):
+  """A split with zero examples is named, with both its files."""
+  images = os.path.join(tiny_mnist_dir, f'{prefix}-images-idx3-ubyte.gz')
+  labels = os.path.join(tiny_mnist_dir, f'{prefix}-labels-idx1-ubyte.gz')
+  write_idx(images, np.zeros((0, 28, 28), np.uint8))
+  write_idx(labels, np.zeros(0, np.uint8))
+  with pytest.raises(
+      errors.DataError,
+      match=f'^{re.escape(images)} and {re.escape(labels)} hold 0 examples; '
+      f'the {split} split needs at least one$'):
+    input_pipeline.load_dataset('mnist', tiny_mnist_dir)
+
+
+def test_one_example_per_split_is_enough(tiny_mnist_dir):
+  """The smallest non-empty splits load."""
+  for prefix in ('train', 't10k'):
+    write_idx(os.path.join(tiny_mnist_dir, f'{prefix}-images-idx3-ubyte.gz'),
+              np.zeros((1, 28, 28), np.uint8))
+    write_idx(os.path.join(tiny_mnist_dir, f'{prefix}-labels-idx1-ubyte.gz'),
+              np.array([9], np.uint8))
+  train, test = input_pipeline.load_idx_dir(tiny_mnist_dir)
+  assert train.labels.tolist() == test.labels.tolist() == [9]
+
+
+def test_label_nine_is_accepted_and_ten_is_not(tiny_mnist_dir):
+  """The accepted labels are exactly 0..9."""
+  path = os.path.join(tiny_mnist_dir, 't10k-labels-idx1-ubyte.gz')
+  labels = np.arange(128, dtype=np.uint8) % 10
+  write_idx(path, labels)
+  _, test = input_pipeline.load_idx_dir(tiny_mnist_dir)
+  np.testing.assert_array_equal(test.labels, labels)
+  labels[127] = 10
+  write_idx(path, labels)
+  with pytest.raises(errors.DataError,
+                     match=': 1 labels out of range 0..9, e.g. 10$'):
     input_pipeline.load_idx_dir(tiny_mnist_dir)
 
 
 def test_load_dataset_rejects_unknown_name(tiny_mnist_dir):
   """An unknown dataset name is an error listing the accepted names."""
   with pytest.raises(
-      ValueError,
-      match=r"Unknown dataset 'cifar10'; accepted: mnist, fashion_mnist"):
+      errors.ConfigError,
+      match=r"^Unknown dataset 'cifar10'; accepted: mnist, fashion_mnist$"):
     input_pipeline.load_dataset('cifar10', tiny_mnist_dir)
 
 
 @pytest.mark.parametrize('name', input_pipeline.DATASETS)
-def test_load_dataset_reads_data_dir(tiny_mnist_dir, name):
-  """With a folder, every accepted name reads that folder."""
+def test_load_dataset_reads_data_dir(tiny_mnist_dir, name, caplog):
+  """With a folder of other data, every accepted name reads that folder."""
+  caplog.set_level(logging.INFO)
   train, test = input_pipeline.load_dataset(name, tiny_mnist_dir)
   assert (len(train.labels), len(test.labels)) == (256, 128)
+  assert input_pipeline.identify(train, test) is None
+  assert (f"Reading {tiny_mnist_dir} as dataset '{name}' (its labels are not "
+          'those of mnist or fashion_mnist).') in caplog.messages
+
+
+def test_load_dataset_expands_the_home_folder(tiny_mnist_dir, monkeypatch):
+  """`~` in data_dir is the home folder (the shell leaves it after `=`)."""
+  monkeypatch.setenv('HOME', os.path.dirname(tiny_mnist_dir))
+  data_dir = os.path.join('~', os.path.basename(tiny_mnist_dir))
+  train, _ = input_pipeline.load_dataset('mnist', data_dir)
+  assert len(train.labels) == 256
+  train, _ = input_pipeline.load_idx_dir(data_dir)
+  assert len(train.labels) == 256
+
+
+# The first 20 labels of each split of the real datasets (from their label
+# files), written over a tiny folder's first labels to make it look like one.
+_FIRST_LABELS = {
+    ('mnist', 'train'): [5, 0, 4, 1, 9, 2, 1, 3, 1, 4, 3, 5, 3, 6, 1, 7, 2, 8,
+                         6, 9],
+    ('mnist', 't10k'): [7, 2, 1, 0, 4, 1, 4, 9, 5, 9, 0, 6, 9, 0, 1, 5, 9, 7,
+                        3, 4],
+    ('fashion_mnist', 'train'): [9, 0, 0, 3, 0, 2, 7, 2, 5, 5, 0, 9, 5, 5, 7,
+                                 9, 1, 0, 6, 4],
+    ('fashion_mnist', 't10k'): [9, 2, 1, 1, 6, 1, 4, 6, 5, 7, 4, 5, 7, 3, 4,
+                                1, 2, 4, 8, 0],
+}
+
+
+def _disguise(folder, dataset, prefix, first=20):
+  """Makes split `prefix` of `folder` start with `dataset`'s first labels."""
+  path = os.path.join(folder, f'{prefix}-labels-idx1-ubyte.gz')
+  labels = input_pipeline.read_idx(path)
+  labels[:first] = _FIRST_LABELS[dataset, prefix][:first]
+  write_idx(path, labels)
+
+
+@pytest.mark.parametrize('found, asked', [('mnist', 'fashion_mnist'),
+                                          ('fashion_mnist', 'mnist')])
+@pytest.mark.parametrize('prefix', ['train', 't10k'])
+def test_load_dataset_refuses_the_other_dataset(tiny_mnist_dir, found, asked,
+                                                prefix):
+  """A folder recognisably holding the other dataset names both."""
+  _disguise(tiny_mnist_dir, found, prefix)
+  with pytest.raises(
+      errors.DataError,
+      match=f'^data_dir {re.escape(tiny_mnist_dir)} holds {found} \\(its '
+      f"labels are {found}'s\\), not dataset='{asked}': pass "
+      f'--config.dataset={found} or a data_dir holding {asked}$'):
+    input_pipeline.load_dataset(asked, tiny_mnist_dir)
+
+
+@pytest.mark.parametrize('dataset', input_pipeline.DATASETS)
+def test_load_dataset_accepts_the_recognised_dataset(tiny_mnist_dir, dataset,
+                                                     caplog):
+  """The dataset the config names is recognised, and the log says so."""
+  caplog.set_level(logging.INFO)
+  _disguise(tiny_mnist_dir, dataset, 'train')
+  _disguise(tiny_mnist_dir, dataset, 't10k')
+  train, test = input_pipeline.load_dataset(dataset, tiny_mnist_dir)
+  assert input_pipeline.identify(train, test) == dataset
+  assert (f'Reading {tiny_mnist_dir}: recognised as {dataset} by its labels.'
+          in caplog.messages)
+
+
+def test_identify_needs_all_twenty_first_labels(tiny_mnist_dir):
+  """19 matching labels, or a split too short, are not a recognition."""
+  _disguise(tiny_mnist_dir, 'mnist', 'train', first=19)
+  train, test = input_pipeline.load_idx_dir(tiny_mnist_dir)
+  assert input_pipeline.identify(train, test) is None
+  short = input_pipeline.Split(train.images[:19], train.labels[:19])
+  assert input_pipeline.identify(short, test) is None
+  _disguise(tiny_mnist_dir, 'mnist', 'train')
+  train, test = input_pipeline.load_idx_dir(tiny_mnist_dir)
+  assert input_pipeline.identify(train, test) == 'mnist'
+  reordered = input_pipeline.Split(train.images, train.labels[::-1])
+  assert input_pipeline.identify(reordered, test) is None
 
 
 def test_import_does_not_load_tfds():
@@ -215,12 +343,51 @@ def test_load_dataset_offline_fails_fast_pointing_at_data_dir(
   monkeypatch.setattr(socket, 'getaddrinfo', no_dns)
   start = time.monotonic()
   with pytest.raises(
-      ConnectionError,
-      match=r"Could not download dataset 'mnist'.*--config\.data_dir=.*"
+      errors.OfflineError,
+      # The advice comes first, then a short reason.
+      match=r"^Could not download dataset 'mnist'; without network access "
+      r'pass --config\.data_dir=/path/to/folder holding the four IDX files '
       r'train-images-idx3-ubyte, train-labels-idx1-ubyte, '
-      r't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte'):
+      r't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte \(each plain or '
+      r'\.gz\)\. Reason: https://\S+ is unreachable: NameResolutionError: '
+      r"Failed to resolve '\S+' \(\[Errno -2\] Name or service not "
+      r'known\)$'):
     input_pipeline.load_dataset('mnist', data_dir)
   assert time.monotonic() - start < 10
+
+
+def _nested_requests_error(text):
+  """A requests ConnectionError wrapping urllib3's errors, as when offline."""
+  reason = urllib3.exceptions.NewConnectionError(
+      'HTTPSConnection(host=\'example.org\', port=443)', text)
+  pool_error = urllib3.exceptions.MaxRetryError(None, '/x.gz', reason)
+  return requests.ConnectionError(pool_error)
+
+
+@pytest.mark.parametrize('error, reason', [
+    # The innermost cause, without the connection's repr.
+    (_nested_requests_error('Connection refused'),
+     'NewConnectionError: Connection refused'),
+    # A long reason is cut to 120 characters.
+    (_nested_requests_error('x' * 500), 'NewConnectionError: ' + 'x' * 117
+     + '...'),
+    (_nested_requests_error('y' * 120), 'NewConnectionError: ' + 'y' * 120),
+    # The last line of a multi-line text; the type alone if there is none.
+    (RuntimeError('Traceback\n  detail\nthe point'), 'RuntimeError: the point'),
+    (TimeoutError(), 'TimeoutError'),
+    (requests.ConnectionError(ValueError('<HTTPConnection object at 0x7f>: '
+                                         'refused')), 'ValueError: refused'),
+])
+def test_short_reason(error, reason):
+  """The offline message quotes one short line, the innermost cause."""
+  assert input_pipeline._short_reason(error) == reason
+
+
+def test_short_reason_of_a_self_referring_error_ends():
+  """An exception that is its own reason still gives one (no endless loop)."""
+  error = ConnectionError('loops')
+  error.reason = error
+  assert input_pipeline._short_reason(error) == 'ConnectionError: loops'
 
 
 @pytest.fixture
@@ -260,6 +427,42 @@ def test_load_dataset_downloads_once_into_tfds_data_dir(
   np.testing.assert_array_equal(cached_train.images, train.images)
 
 
+def test_download_refused_by_the_server_is_offline_error(
+    tmp_path, monkeypatch, idx_server):
+  """An HTTP error from the server is an OfflineError quoting the status."""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  _, url = idx_server
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
+  monkeypatch.setenv('no_proxy', '127.0.0.1')
+  # A folder the server does not have: every file is a 404.
+  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url + 'absent/')
+  with pytest.raises(
+      errors.OfflineError,
+      match=r"^Could not download dataset 'mnist'; .* Reason: DownloadError: "
+      r'Failed to get url http://127\.0\.0\.1:\d+/absent/\S+\.gz\. HTTP '
+      r'code: 404\.$'):
+    input_pipeline.load_dataset('mnist', None)
+
+
+def test_bug_inside_the_download_keeps_its_traceback(
+    tmp_path, monkeypatch, idx_server):
+  """An exception that is not a download failure is not made an OfflineError."""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  _, url = idx_server
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
+  monkeypatch.setenv('no_proxy', '127.0.0.1')
+  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+
+  def broken(self, urls):
+    """A download manager with a bug."""
+    del self, urls
+    raise KeyError('a bug')
+
+  monkeypatch.setattr(tfds.download.DownloadManager, 'download', broken)
+  with pytest.raises(KeyError, match='a bug'):
+    input_pipeline.load_dataset('mnist', None)
+
+
 @pytest.mark.skipif(
     'MNIST_DIR' not in os.environ,
     reason='set MNIST_DIR to a folder holding the real MNIST IDX files')
@@ -274,3 +477,7 @@ def test_load_real_mnist():
   for split in (train, test):
     assert split.labels.min() == 0 and split.labels.max() == 9
     assert set(split.labels.tolist()) == set(range(10))
+  # The folder is recognised as MNIST, so the Fashion-MNIST config is refused.
+  assert input_pipeline.identify(train, test) == 'mnist'
+  with pytest.raises(errors.DataError, match='holds mnist'):
+    input_pipeline.load_dataset('fashion_mnist', os.environ['MNIST_DIR'])
