@@ -122,9 +122,11 @@ class RunLog:
 
 
 def format_epoch(metrics: dict[str, Any]) -> str:
-  """One human line for an epoch's metrics."""
+  """One human line for an epoch's metrics (test or validation)."""
+  split = 'val' if 'val_loss' in metrics else 'test'
+  name = 'validation' if split == 'val' else 'test'
   return (f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f}, "
-          f"test loss {metrics['test_loss']:.4f}, test accuracy "
-          f"{100 * metrics['test_accuracy']:.2f}%, {metrics['epoch_time_s']:.1f}"
-          f" s, {metrics['images_per_s']:.0f} images/s")
-
+          f"{name} loss {metrics[split + '_loss']:.4f}, {name} accuracy "
+          f"{100 * metrics[split + '_accuracy']:.2f}%, "
+          f"{metrics['epoch_time_s']:.1f} s, {metrics['images_per_s']:.0f} "
+          'images/s')

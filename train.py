@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, NamedTuple, Optional
 
 from absl import logging
 import flax.linen as nn
@@ -52,12 +52,20 @@ class TrainState(train_state.TrainState):
     position: how many batches of that epoch are done.
     loss_sum: the float32 sum of those batches' train losses.
     accuracy_sum: the float32 sum of those batches' train accuracies.
+    ema_params: the exponential moving average of the parameters, or None
+      when the run keeps none (StepOptions.ema_decay).
   """
   data_key: jax.Array
   epoch: jax.Array
   position: jax.Array
   loss_sum: jax.Array
   accuracy_sum: jax.Array
+  ema_params: Any = None
+
+  @property
+  def eval_params(self) -> Any:
+    """The parameters to evaluate: the moving average if there is one."""
+    return self.params if self.ema_params is None else self.ema_params
 
   def next_epoch(self) -> 'TrainState':
     """The state at the start of the following epoch (sums reset)."""
@@ -73,6 +81,7 @@ def create_train_state(
     tx: optax.GradientTransformation,
     image_shape: tuple[int, ...],
     data_rng: Optional[jax.Array] = None,
+    ema: bool = False,
 ) -> TrainState:
   """Initialises parameters from `rng` and the optimizer state.
 
@@ -82,6 +91,7 @@ def create_train_state(
     tx: the Optax optimizer.
     image_shape: shape of one image, e.g. (28, 28, 1).
     data_rng: the data-order key (default: derived from `rng`).
+    ema: keep a moving average of the parameters (starting at them).
 
   Returns:
     A TrainState at step 0, epoch 1, position 0.
@@ -93,7 +103,39 @@ def create_train_state(
       apply_fn=model.apply, params=params, tx=tx,
       data_key=jax.random.key_data(data_rng), epoch=jnp.int32(1),
       position=jnp.int32(0), loss_sum=jnp.float32(0),
-      accuracy_sum=jnp.float32(0)).replace(step=jnp.int32(0))
+      accuracy_sum=jnp.float32(0),
+      ema_params=jax.tree.map(jnp.copy, params) if ema else None,
+  ).replace(step=jnp.int32(0))
+
+
+class StepOptions(NamedTuple):
+  """The training objective's settings: static under jit, from the config.
+
+  Attributes:
+    label_smoothing: mass spread uniformly over the classes in the targets.
+    l2: coefficient of the L2 penalty l2/2 * sum(w**2) over all parameters,
+      part of the reported training loss (the paper's regularised objective).
+    augment_shift: shift each training image by up to this many pixels in x
+      and y (uniform, zero fill), on the device.
+    ema_decay: keep an exponential moving average of the parameters with
+      this decay (evaluation uses it); None: no average.
+  """
+  label_smoothing: float = 0.0
+  l2: float = 0.0
+  augment_shift: int = 0
+  ema_decay: Optional[float] = None
+
+
+# The PRNG stream of per-step randomness (dropout, augmentation), folded into
+# the data-order key; epochs (the shuffling stream) never reach it.
+NOISE_STREAM = 2**32 - 1
+
+
+def step_key(data_key: jax.Array, epoch: jax.Array,
+             position: jax.Array) -> jax.Array:
+  """The PRNG key of one step: a pure function of (seed, epoch, position)."""
+  key = jax.random.fold_in(jax.random.wrap_key_data(data_key), NOISE_STREAM)
+  return jax.random.fold_in(jax.random.fold_in(key, epoch), position)
 
 
 def preprocess(images: jax.Array) -> jax.Array:
@@ -101,19 +143,67 @@ def preprocess(images: jax.Array) -> jax.Array:
   return images.astype(jnp.float32) / 255.0
 
 
+def random_shift(rng: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
+  """Shifts each image by its own uniform (dy, dx) in [-max_shift, max_shift].
+
+  Args:
+    rng: PRNG key.
+    images: (N, H, W, C) images.
+    max_shift: the largest shift in pixels; vacated pixels become 0.
+
+  Returns:
+    The shifted images, same shape and dtype.
+  """
+  n, h, w, _ = images.shape
+  offsets = jax.random.randint(rng, (n, 2), 0, 2 * max_shift + 1)
+  padded = jnp.pad(images, ((0, 0), (max_shift, max_shift),
+                            (max_shift, max_shift), (0, 0)))
+  crop = lambda image, offset: jax.lax.dynamic_slice(
+      image, (offset[0], offset[1], 0), (h, w, image.shape[-1]))
+  return jax.vmap(crop)(padded, offsets)
+
+
 def loss_and_logits(
-    params: Any, apply_fn: Any, images: jax.Array, labels: jax.Array
+    params: Any, apply_fn: Any, images: jax.Array, labels: jax.Array,
+    rng: Optional[jax.Array] = None, label_smoothing: float = 0.0
 ) -> tuple[jax.Array, jax.Array]:
-  """Per-example softmax cross-entropy and the logits."""
-  logits = apply_fn({'params': params}, preprocess(images))
-  losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+  """Per-example softmax cross-entropy and the logits.
+
+  Args:
+    params: the model parameters.
+    apply_fn: the model's apply function.
+    images: uint8 images (N, H, W, C).
+    labels: int labels (N,).
+    rng: the dropout key in training; None evaluates (no dropout).
+    label_smoothing: mass spread uniformly over the classes in the targets.
+
+  Returns:
+    (losses (N,), logits (N, classes)).
+  """
+  if rng is None:
+    logits = apply_fn({'params': params}, preprocess(images))
+  else:
+    logits = apply_fn({'params': params}, preprocess(images), train=True,
+                      rngs={'dropout': rng})
+  if label_smoothing:
+    targets = optax.smooth_labels(
+        jax.nn.one_hot(labels, logits.shape[-1]), label_smoothing)
+    losses = optax.softmax_cross_entropy(logits, targets)
+  else:
+    losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   return losses, logits
+
+
+def l2_penalty(params: Any) -> jax.Array:
+  """sum(w**2) / 2 over every parameter."""
+  return sum(jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params)) / 2
 
 
 def train_step(
     state: TrainState,
     batch: tuple[jax.Array, jax.Array],
     grad_chunks: int = 1,
+    options: StepOptions = StepOptions(),
 ) -> tuple[TrainState, Metrics]:
   """One optimizer step on a batch (uint8 images, int labels).
 
@@ -122,39 +212,57 @@ def train_step(
   over the whole batch, up to float summation order. The chunks' forward and
   backward passes do not depend on each other, so XLA:CPU runs them in
   parallel on its threads, which uses two cores better than one batch-64
-  convolution does (see default_grad_chunks).
+  convolution does (see default_grad_chunks). Each chunk draws its own
+  dropout masks, so with dropout the chunking changes which masks are drawn.
 
   Args:
     state: the current TrainState.
     batch: (images (B, H, W, C) uint8, labels (B,) int32).
     grad_chunks: how many chunks to split the batch into; must divide B.
+    options: the objective's settings (label smoothing, L2, augmentation,
+      weight averaging).
 
   Returns:
     The new state (one batch further into the epoch, its metric sums
-    updated) and {'loss', 'accuracy'} on this batch (before the step).
+    updated) and {'loss', 'accuracy'} on this batch (before the step; the
+    loss includes the L2 term).
   """
   images, labels = batch
+  rng = step_key(state.data_key, state.epoch, state.position)
+  augment_rng, dropout_rng = jax.random.split(rng)
+  if options.augment_shift:
+    images = random_shift(augment_rng, images, options.augment_shift)
 
-  def chunk_loss(params, chunk_images, chunk_labels):
+  def chunk_loss(params, chunk_images, chunk_labels, chunk_rng):
     """The chunk's share of the batch-mean loss, and its logits."""
     losses, logits = loss_and_logits(params, state.apply_fn, chunk_images,
-                                     chunk_labels)
+                                     chunk_labels, chunk_rng,
+                                     options.label_smoothing)
     # Dividing by 1 (one chunk) is exact, so grad_chunks=1 is bit-identical
     # to the plain batch mean.
     return losses.mean() / grad_chunks, logits
 
   losses, logits, grads = [], [], []
-  for chunk in zip(jnp.split(images, grad_chunks),
-                   jnp.split(labels, grad_chunks)):
+  for i, chunk in enumerate(zip(jnp.split(images, grad_chunks),
+                                jnp.split(labels, grad_chunks))):
     (chunk_mean, chunk_logits), chunk_grads = jax.value_and_grad(
-        chunk_loss, has_aux=True)(state.params, *chunk)
+        chunk_loss, has_aux=True)(state.params, *chunk,
+                                  jax.random.fold_in(dropout_rng, i))
     losses.append(chunk_mean)
     logits.append(chunk_logits)
     grads.append(chunk_grads)
   add = lambda *xs: functools.reduce(operator.add, xs)
   loss, grads = add(*losses), jax.tree.map(add, *grads)
+  if options.l2:
+    penalty, penalty_grads = jax.value_and_grad(l2_penalty)(state.params)
+    loss = loss + options.l2 * penalty
+    grads = jax.tree.map(lambda g, p: g + options.l2 * p, grads,
+                         penalty_grads)
   accuracy = jnp.mean(jnp.argmax(jnp.concatenate(logits), -1) == labels)
   state = state.apply_gradients(grads=grads)
+  if options.ema_decay is not None:
+    state = state.replace(ema_params=optax.incremental_update(
+        state.params, state.ema_params, 1 - options.ema_decay))
   # The epoch's running sums live in the state, so a resumed epoch reports
   # the same mean as an uninterrupted one.
   state = state.replace(position=state.position + 1,
@@ -209,13 +317,15 @@ def epoch_batches(
   return perm[:steps * batch_size].reshape(steps, batch_size)
 
 
-@functools.partial(jax.jit, donate_argnums=0, static_argnames='grad_chunks')
+@functools.partial(jax.jit, donate_argnums=0,
+                   static_argnames=('grad_chunks', 'options'))
 def train_steps(
     state: TrainState,
     images: jax.Array,
     labels: jax.Array,
     batch_indices: jax.Array,
     grad_chunks: int = 1,
+    options: StepOptions = StepOptions(),
 ) -> tuple[TrainState, Metrics]:
   """Runs train_step over several batches in one dispatch.
 
@@ -225,6 +335,7 @@ def train_steps(
     labels: the training labels, int32 (N,).
     batch_indices: (steps, batch_size) indices into the training set.
     grad_chunks: independent gradient chunks per batch (see train_step).
+    options: the objective's settings (see StepOptions).
 
   Returns:
     The new state and per-step {'loss', 'accuracy'} of shape (steps,).
@@ -236,7 +347,7 @@ def train_steps(
   metrics = []
   for idx in batch_indices:
     state, step_metrics = train_step(state, (images[idx], labels[idx]),
-                                     grad_chunks)
+                                     grad_chunks, options)
     metrics.append(step_metrics)
   return state, jax.tree.map(lambda *m: jnp.stack(m), *metrics)
 
@@ -247,7 +358,7 @@ def eval_step(
     mask: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
   """Summed loss and number correct over the examples where `mask` is True."""
-  losses, logits = loss_and_logits(state.params, state.apply_fn, images,
+  losses, logits = loss_and_logits(state.eval_params, state.apply_fn, images,
                                    labels)
   correct = jnp.argmax(logits, -1) == labels
   return jnp.sum(losses, where=mask), jnp.sum(correct, where=mask)
@@ -364,19 +475,24 @@ class Run:
     config: the experiment config.
     workdir: the run's folder.
     train: the training split, on the device.
-    test: the test split, on the device.
+    test: the split evaluated after each epoch, on the device: the test
+      split, or the validation examples held out of the training set.
+    eval_name: 'test' or 'val', the prefix of the evaluation metrics.
     state: the TrainState (fresh, or restored from the newest checkpoint).
     steps_per_epoch: optimizer steps per epoch.
     grad_chunks: independent gradient chunks per batch.
+    options: the objective's settings for the train step.
     checkpoints: the run's Orbax checkpoints.
   """
   config: ml_collections.ConfigDict
   workdir: str
   train: input_pipeline.Split
   test: input_pipeline.Split
+  eval_name: str
   state: TrainState
   steps_per_epoch: int
   grad_chunks: int
+  options: StepOptions
   checkpoints: checkpointing.Checkpoints
 
   @property
@@ -395,6 +511,17 @@ def _check_int(name: str, value: Any, low: int, high: Optional[int] = None,
       accepted += f' and <= {high}{high_reason}'
     raise errors.ConfigError(f'config.{name}={value!r} is invalid: accepted is '
                              f'{accepted}.')
+
+
+def _check_fraction(name: str, value: Any, low: float, high: float,
+                    upper_open: bool = True) -> None:
+  """Raises ConfigError unless `value` is a number in [low, high)."""
+  ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and
+        low <= value and (value < high if upper_open else value <= high))
+  if not ok:
+    bracket = ')' if upper_open else ']'
+    raise errors.ConfigError(f'config.{name}={value!r} is invalid: accepted is '
+                             f'a number in [{low}, {high}{bracket}.')
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -418,6 +545,16 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise errors.ConfigError(
         f'config.progress_every_s={config.progress_every_s!r} is invalid: '
         'accepted is a number of seconds > 0.')
+  _check_int('augment_shift', config.augment_shift, 0, 27,
+             ' (the image size - 1)')
+  _check_int('validation_examples', config.validation_examples, 0)
+  _check_fraction('label_smoothing', config.label_smoothing, 0.0, 1.0,
+                  upper_open=False)
+  _check_fraction('l2', config.l2, 0.0, math.inf)
+  if config.ema_decay is not None:
+    _check_fraction('ema_decay', config.ema_decay, 0.0, 1.0)
+  if config.dropout_rate is not None:
+    _check_fraction('dropout_rate', config.dropout_rate, 0.0, 1.0)
   chunks = config.grad_chunks
   if chunks is not None and (not isinstance(chunks, int) or chunks < 1 or
                              config.batch_size % chunks):
@@ -447,7 +584,29 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
     errors.UserError: on a bad config, dataset or workdir.
   """
   validate_config(config)
+  try:
+    model = models.create_model(config.model,
+                                dropout_rate=config.dropout_rate)
+  except ValueError as e:
+    raise errors.ConfigError(f'config.model={config.model!r}: {e}') from e
+  options = StepOptions(label_smoothing=float(config.label_smoothing),
+                        l2=float(config.l2),
+                        augment_shift=config.augment_shift,
+                        ema_decay=config.ema_decay)
   train, test = input_pipeline.load_dataset(config.dataset, config.data_dir)
+  eval_name = 'test'
+  if config.validation_examples:
+    _check_int('validation_examples', config.validation_examples, 0,
+               len(train.labels) - 1, ' (the training-set size - 1)')
+    # The last examples of the training files, the same for every seed, so
+    # runs compared on them are compared on the same examples; the test split
+    # is dropped here and never evaluated.
+    keep = len(train.labels) - config.validation_examples
+    train, test = (input_pipeline.Split(train.images[:keep],
+                                        train.labels[:keep]),
+                   input_pipeline.Split(train.images[keep:],
+                                        train.labels[keep:]))
+    eval_name = 'val'
   num_train = len(train.labels)
   _check_int('batch_size', config.batch_size, 1, num_train,
              ' (the training-set size)')
@@ -457,8 +616,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   checkpointing.check_workdir(config, workdir)
 
   init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
-  state = create_train_state(init_rng, models.CNN(), tx,
-                             train.images.shape[1:], data_rng)
+  state = create_train_state(init_rng, model, tx, train.images.shape[1:],
+                             data_rng, ema=config.ema_decay is not None)
   checkpoints = checkpointing.Checkpoints(workdir, config.keep_checkpoints)
   if resume:
     restored = checkpoints.restore_latest(state)
@@ -474,8 +633,9 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
                    checkpoints.directory)
   train, test = jax.device_put((train, test))
   return Run(config=config, workdir=workdir, train=train, test=test,
-             state=state, steps_per_epoch=steps_per_epoch,
-             grad_chunks=grad_chunks, checkpoints=checkpoints)
+             eval_name=eval_name, state=state,
+             steps_per_epoch=steps_per_epoch, grad_chunks=grad_chunks,
+             options=options, checkpoints=checkpoints)
 
 
 def _save(run: Run, state: TrainState) -> None:
@@ -539,7 +699,7 @@ def train_epoch(
 
   for group in _dispatch_groups(batch_indices, config.steps_per_dispatch):
     state, metrics = train_steps(state, run.train.images, run.train.labels,
-                                 group, run.grad_chunks)
+                                 group, run.grad_chunks, run.options)
     if pending is not None:
       collect(pending)
     pending = metrics
@@ -608,8 +768,8 @@ def train_and_evaluate(
             'train_loss': train_loss,
             'train_accuracy': float(state.accuracy_sum) / steps,
             'epoch': epoch,
-            'test_loss': evaluation['loss'],
-            'test_accuracy': evaluation['accuracy'],
+            f'{run.eval_name}_loss': evaluation['loss'],
+            f'{run.eval_name}_accuracy': evaluation['accuracy'],
             'epoch_time_s': epoch_time,
             'images_per_s': ((steps - done_before) * config.batch_size /
                              epoch_time),

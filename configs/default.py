@@ -55,6 +55,17 @@ def get_config() -> ml_collections.ConfigDict:
   # ~1.8x faster on 2 cores), 1 on GPU/TPU.
   config.grad_chunks = config_dict.placeholder(int)
   config.seed = 0
+  # The model (models.MODELS) and its dropout rate (None: its default).
+  config.model = 'cnn'
+  config.dropout_rate = config_dict.placeholder(float)
+  # The objective and its regularisers (train.StepOptions).
+  config.label_smoothing = 0.0
+  config.l2 = 0.0
+  config.augment_shift = 0
+  config.ema_decay = config_dict.placeholder(float)
+  # > 0: hold out the last N training examples and evaluate on them instead
+  # of the test split (for choosing hyperparameters).
+  config.validation_examples = 0
   config.optimizer = optimizer_config('adam', 5e-4)
   config.schedule = 'constant'
   config.warmup_steps = 0

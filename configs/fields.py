@@ -19,6 +19,18 @@ HELP = {
     'grad_chunks': 'independent gradient chunks per batch (CPU speed); None '
                    'picks per backend',
     'seed': 'seed of the initial parameters and the data order, 0..2**32-1',
+    'model': 'the model (models.MODELS): cnn, cnn_wide, mlp, logreg',
+    'dropout_rate': 'dropout rate of the model\'s dropout layers; None: the '
+                    'model\'s default',
+    'label_smoothing': 'target mass spread uniformly over the classes, in '
+                       '[0, 1]',
+    'l2': 'L2 penalty l2/2*sum(w^2) added to the training loss, >= 0',
+    'augment_shift': 'shift training images by up to this many pixels (on '
+                     'the device)',
+    'ema_decay': 'evaluate an exponential moving average of the weights with '
+                 'this decay; None: off',
+    'validation_examples': 'hold out the last N training examples and '
+                           'evaluate on them instead of the test split',
     'optimizer.name': 'a name from the optimizer registry (optimizers.py)',
     'optimizer.learning_rate': 'the base (peak) learning rate, >= 0',
     'optimizer.b1': 'Adam family: decay of the first moment, in [0, 1)',
@@ -56,6 +68,23 @@ HELP = {
                        'steps (0: never)',
     'progress_every_s': 'log a progress line (step, loss, images/s) at most '
                         'this often, in seconds',
+    'optimizers': 'compare: the registry optimizers to compare, e.g. '
+                  '"(\'adam\',\'sgd\')"',
+    'learning_rates.*': 'compare: this optimizer\'s fixed learning rate; None: '
+                        'searched (lr_search) or compare.DEFAULT_LEARNING_RATES',
+    'seeds': 'compare: one run per optimizer and seed; figures show the mean '
+             'and spread',
+    'target_accuracy': 'compare: the table\'s epoch and time to first reach '
+                       'this test accuracy',
+    'lr_search': 'compare: pick each unset rate on a validation split first',
+    'lr_search_factors': 'compare: the search grid, multiples of each '
+                         'optimizer\'s default rate',
+    'lr_search_epochs': 'compare: epochs per search run',
+    'lr_search_validation_examples': 'compare: training examples held out to '
+                                     'score the search (never the test split)',
+    'loss_smoothing': 'compare: EMA weight of the smoothed loss curve, in '
+                      '[0, 1)',
+    'dpi': 'figure resolution in pixels per inch',
 }
 
 

@@ -252,3 +252,141 @@ def test_seed_recipe_on_real_mnist(tmp_path):
                 (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert accuracies[0] >= 0.975
   assert accuracies[-1] >= 0.985
+
+
+def test_model_registry_parameter_counts_and_bad_names():
+  """logreg 7,850, the paper's MLP 1,796,010; unknown names are refused."""
+  counts = {}
+  for name in ('cnn', 'mlp', 'logreg'):
+    variables = models.create_model(name).init(jax.random.key(0),
+                                               jnp.zeros((1, 28, 28, 1)))
+    counts[name] = sum(x.size for x in jax.tree.leaves(variables))
+  assert counts == {'cnn': 62_346, 'mlp': 1_796_010, 'logreg': 7_850}
+  with pytest.raises(ValueError, match="Unknown model 'resnet'"):
+    models.create_model('resnet')
+  with pytest.raises(ValueError, match="'logreg' does not take dropout_rate"):
+    models.create_model('logreg', dropout_rate=0.5)
+
+
+def test_step_key_is_a_pure_function_of_seed_epoch_position():
+  """Same (key, epoch, position): same key; any change: another key."""
+  data_key = jax.random.key_data(jax.random.key(3))
+  keys = {(e, p): jax.random.key_data(train.step_key(data_key, e, p))
+          for e in (1, 2) for p in (0, 1)}
+  np.testing.assert_array_equal(keys[1, 0], jax.random.key_data(
+      train.step_key(data_key, 1, 0)))
+  values = [tuple(np.asarray(k).tolist()) for k in keys.values()]
+  assert len(set(values)) == 4
+
+
+def test_random_shift_moves_each_image_with_zero_fill():
+  """Each image equals its original moved by some (dy, dx), zeros shifted in."""
+  images = jnp.asarray(np.random.default_rng(0).integers(
+      1, 256, (16, 28, 28, 1), np.uint8))
+  shifted = np.asarray(train.random_shift(jax.random.key(0), images, 2))
+  seen = set()
+  for original, moved in zip(np.asarray(images), shifted):
+    matches = []
+    for dy in range(-2, 3):
+      for dx in range(-2, 3):
+        expected = np.zeros_like(original)
+        src = original[max(0, dy):28 + min(0, dy), max(0, dx):28 + min(0, dx)]
+        expected[max(0, -dy):28 + min(0, -dy),
+                 max(0, -dx):28 + min(0, -dx)] = src
+        if np.array_equal(expected, moved):
+          matches.append((dy, dx))
+    assert len(matches) == 1
+    seen.add(matches[0])
+  assert len(seen) > 3  # Not all the same shift.
+
+
+def test_l2_and_label_smoothing_enter_the_loss_as_stated():
+  """The step's loss equals cross-entropy with smoothed targets plus l2/2|w|^2."""
+  images, labels = random_data(4, 32)
+  state = fresh_state()
+  options = train.StepOptions(label_smoothing=0.1, l2=0.01)
+  _, metrics = train.train_step(state, (images, labels), 1, options)
+  logits = state.apply_fn({'params': state.params},
+                          np.asarray(images, np.float32) / 255)
+  log_probs = np.asarray(jax.nn.log_softmax(logits), np.float64)
+  targets = np.full((32, 10), 0.1 / 10) + 0.9 * np.eye(10)[np.asarray(labels)]
+  cross_entropy = -(targets * log_probs).sum(-1).mean()
+  penalty = sum(float(np.sum(np.square(np.asarray(p, np.float64))))
+                for p in jax.tree.leaves(state.params)) / 2
+  np.testing.assert_allclose(float(metrics['loss']),
+                             cross_entropy + 0.01 * penalty, rtol=1e-5)
+
+
+def test_ema_follows_the_parameters_with_its_decay():
+  """After each step, ema = d * ema + (1 - d) * params."""
+  images, labels = random_data(5, 32)
+  state = train.create_train_state(jax.random.key(0), models.CNN(),
+                                   adam_optax.adam(1e-2), (28, 28, 1),
+                                   ema=True)
+  options = train.StepOptions(ema_decay=0.9)
+  ema = state.params
+  for _ in range(3):
+    state, _ = train.train_step(state, (images, labels), 1, options)
+    ema = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, ema, state.params)
+  for got, want in zip(jax.tree.leaves(state.ema_params),
+                       jax.tree.leaves(ema)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  assert not np.allclose(jax.tree.leaves(state.ema_params)[0],
+                         jax.tree.leaves(state.params)[0])
+
+
+def test_dropout_and_shifts_resume_exactly_mid_epoch():
+  """Randomness comes from (seed, epoch, position): 4 steps == 2 + 2 steps."""
+  images, labels = random_data(6, 128)
+  indices = jnp.arange(128).reshape(4, 32)
+  options = train.StepOptions(augment_shift=2)
+
+  def fresh():
+    """A CNN with dropout."""
+    return train.create_train_state(
+        jax.random.key(0), models.CNN(dropout_rate=0.5),
+        adam_optax.adam(1e-3), (28, 28, 1), jax.random.key(1))
+
+  whole, _ = train.train_steps(fresh(), images, labels, indices, 1, options)
+  half, _ = train.train_steps(fresh(), images, labels, indices[:2], 1, options)
+  half, _ = train.train_steps(half, images, labels, indices[2:], 1, options)
+  for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(half)):
+    np.testing.assert_array_equal(a, b)
+  other, _ = train.train_steps(
+      train.create_train_state(jax.random.key(0), models.CNN(dropout_rate=0.5),
+                               adam_optax.adam(1e-3), (28, 28, 1),
+                               jax.random.key(2)),
+      images, labels, indices, 1, options)
+  assert not np.array_equal(other.params['Dense_0']['kernel'],
+                            whole.params['Dense_0']['kernel'])
+
+
+def test_validation_split_is_evaluated_and_the_test_split_never(
+    tiny_mnist_dir, tmp_path, monkeypatch):
+  """validation_examples: val_* metrics on held-out training examples only."""
+  sizes = []
+  original = train.evaluate
+
+  def recording_evaluate(state, split, batch_size):
+    """Records the size of every split evaluated."""
+    sizes.append(len(split.labels))
+    return original(state, split, batch_size)
+
+  monkeypatch.setattr(train, 'evaluate', recording_evaluate)
+  train.train_and_evaluate(
+      tiny_config(tiny_mnist_dir, validation_examples=64, num_epochs=1),
+      str(tmp_path))
+  (row,) = [json.loads(l) for l in
+            (tmp_path / 'metrics.jsonl').read_text().splitlines()]
+  assert 'val_accuracy' in row and 'test_accuracy' not in row
+  assert sizes == [64]  # 256 - 64 examples trained on, 64 evaluated.
+
+
+def test_divergence_without_nan_is_stopped(tiny_mnist_dir, tmp_path):
+  """A finite but exploding loss (lr 1e6) ends in DivergedError, not success."""
+  config = tiny_config(tiny_mnist_dir, num_epochs=1)
+  config.optimizer.learning_rate = 1e6
+  with pytest.raises(FloatingPointError,
+                     match=r'Training diverged: epoch 1 mean training loss|'
+                     r'Training loss is (nan|inf) at step \d+'):
+    train.train_and_evaluate(config, str(tmp_path))
