@@ -185,6 +185,26 @@ def _check_hyperparameter(optimizer: str, field: str, value: Any) -> None:
           f'{where} is out of range: it must be a finite number {accepted}.')
 
 
+def _check_nesterov_has_momentum(name: str, hparams: dict[str, Any]) -> None:
+  """Raises if Nesterov is asked of SGD or RMSProp without momentum.
+
+  optax.sgd and optax.rmsprop silently ignore `nesterov` when momentum is
+  unset or 0, so the run would not be what the config says.
+  """
+  params = inspect.signature(OPTIMIZERS[name]).parameters
+  if 'momentum' not in params or 'nesterov' not in params:
+    return  # The Adam family's Nesterov form needs no momentum setting.
+  # The values in effect: set ones, else the registry's or Optax's defaults.
+  nesterov = hparams.get('nesterov', params['nesterov'].default)
+  momentum = hparams.get('momentum', params['momentum'].default)
+  if nesterov is not True:
+    return
+  if not momentum:
+    raise errors.ConfigError(
+        f'optimizer.nesterov=True (optimizer {name!r}) needs a momentum in '
+        f'(0, 1), but optimizer.momentum is {momentum!r}.')
+
+
 def create_optimizer(
     name: str,
     learning_rate: optax.ScalarOrSchedule,
@@ -221,6 +241,7 @@ def create_optimizer(
   _check_learning_rate(learning_rate)
   for field, value in hparams.items():
     _check_hyperparameter(name, field, value)
+  _check_nesterov_has_momentum(name, hparams)
   if grad_clip_norm is not None and not (
       _is_real(grad_clip_norm) and math.isfinite(grad_clip_norm)
       and grad_clip_norm > 0):

@@ -283,6 +283,28 @@ def test_wrong_kind_of_option_is_a_config_error(name, field, value, accepted):
     optimizers.create_optimizer(name, 0.1, **{field: value})
 
 
+@pytest.mark.parametrize('name, hparams, momentum', [
+    ('sgd', dict(nesterov=True), None),
+    ('rmsprop', dict(nesterov=True), None),
+    ('nesterov', dict(momentum=0.0), 0.0),
+    ('momentum', dict(nesterov=True, momentum=0), 0),
+])
+def test_nesterov_without_momentum_is_refused(name, hparams, momentum):
+  """Optax would ignore Nesterov without momentum; the registry refuses."""
+  with pytest.raises(
+      errors.ConfigError,
+      match=rf"^optimizer\.nesterov=True \(optimizer '{name}'\) needs a "
+      rf'momentum in \(0, 1\), but optimizer\.momentum is {momentum}\.$'):
+    optimizers.create_optimizer(name, 0.1, **hparams)
+
+
+def test_nesterov_needs_no_momentum_setting_in_the_adam_family():
+  """Adam's Nesterov form (NAdam) has no momentum argument to check."""
+  tx = optimizers.create_optimizer('adam', 0.1, nesterov=True)
+  np.testing.assert_allclose(_trajectory(tx), _trajectory(optax.nadam(0.1)),
+                             rtol=2e-5, atol=1e-7)
+
+
 def test_arrays_and_schedules_pass_unchecked():
   """Traced-able values are the caller's to check: they build unchanged."""
   tx = optimizers.create_optimizer('adamw', jnp.array(0.1), b1=jnp.array(0.5),
