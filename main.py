@@ -47,6 +47,7 @@ flags.DEFINE_bool('show_config', False,
 TASKS = {
     ('classify', 'train'): 'train:train_and_evaluate',
     ('classify', 'eval'): 'train:evaluate_saved',
+    ('compare', 'train'): 'compare:run',
     ('playground', 'train'): 'playground:run',
     ('playground_web', 'train'): 'playground.web:serve',
 }

@@ -1,0 +1,585 @@
+"""Compares optimizers on one model: the same start, the same batches, one table.
+
+  python main.py --config=configs/compare.py --workdir=/tmp/compare \
+      --config.data_dir=/path/to/mnist
+
+Every run is an ordinary training run (`train.train_and_evaluate`) in its own
+folder, so each resumes from its checkpoints and a killed comparison, rerun
+with the same command, continues where it stopped. Into the workdir go:
+
+  lr_search/<optimizer>/lr_<rate>/   the search runs (with config.lr_search)
+  lr_search.md, lr_search.csv        every grid point's validation result
+  runs/<optimizer>/seed_<seed>/      metrics.jsonl, config.json, checkpoints,
+                                     tensorboard: a single run's outputs
+  loss.png                           training loss vs step (log y): the raw
+                                     mean over seeds, faint, under its
+                                     smoothed curve and the seeds' spread
+  accuracy.png                       test accuracy vs epoch, mean and spread
+  summary.md, summary.csv            one row per optimizer (mean over seeds)
+  runs.csv                           one row per run (optimizer, seed)
+
+Fair by construction: every run of a seed builds its initial parameters and
+its data-order key from that seed alone (train.setup), so all optimizers
+start from the same parameters and see the same batches in the same order.
+
+The learning-rate search trains each optimizer without a fixed rate (an entry
+in config.learning_rates) for config.lr_search_epochs at each point of its
+grid (DEFAULT_LEARNING_RATES times config.lr_search_factors), with the last
+config.lr_search_validation_examples training examples held out, and takes
+the rate with the highest validation accuracy (ties: the lower validation
+loss; a diverged run never wins). The search never evaluates on the test
+split (the trainer drops it when validation_examples > 0).
+"""
+
+import csv
+import dataclasses
+import json
+import logging as std_logging
+import math
+import os
+import time
+from typing import Any, Optional, Sequence
+
+from absl import logging
+import ml_collections
+import numpy as np
+
+import checkpointing
+import errors
+import metrics_log
+import optimizers
+import train
+
+# Centre of each optimizer's search grid, and its rate when there is neither
+# an entry in config.learning_rates nor a search: rates commonly used for a
+# small CNN at batch 64 (Optax's and the frameworks' usual defaults).
+DEFAULT_LEARNING_RATES = {
+    'adam': 1e-3, 'optax_adam': 1e-3, 'adamw': 1e-3, 'nadam': 1e-3,
+    'amsgrad': 1e-3, 'adamax': 2e-3, 'nadamw': 1e-3, 'sgd': 0.1,
+    'momentum': 0.01, 'nesterov': 0.01, 'rmsprop': 1e-3, 'adagrad': 0.01,
+    'adadelta': 1.0,
+}
+
+# Fields of the comparison config that a single run does not have.
+COMPARE_FIELDS = ('optimizers', 'learning_rates', 'seeds', 'target_accuracy',
+                  'lr_search', 'lr_search_factors', 'lr_search_epochs',
+                  'lr_search_validation_examples', 'loss_smoothing', 'dpi')
+# Hyperparameters of config.optimizer that are not per-optimizer settings.
+_NOT_HPARAMS = ('name', 'learning_rate')
+DIVERGED_FILE = 'diverged.txt'
+RUNS_DIR, SEARCH_DIR = 'runs', 'lr_search'
+SUMMARY_HEADER = ('optimizer', 'learning_rate', 'hyperparameters', 'seeds',
+                  'final_test_accuracy', 'final_test_accuracy_std',
+                  'best_test_accuracy', 'final_train_loss',
+                  'epochs_to_target', 'time_to_target_s', 'train_time_s')
+RUNS_HEADER = ('optimizer', 'learning_rate', 'seed', 'final_test_accuracy',
+               'best_test_accuracy', 'best_epoch', 'final_train_loss',
+               'epoch_to_target', 'time_to_target_s', 'train_time_s', 'status')
+SEARCH_HEADER = ('optimizer', 'learning_rate', 'val_accuracy', 'val_loss',
+                 'train_loss', 'chosen', 'status')
+
+
+def _is_number(value: Any) -> bool:
+  """Whether `value` is an int or float (not a bool)."""
+  return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def hyperparameters(config: ml_collections.ConfigDict,
+                    name: str) -> dict[str, Any]:
+  """The set config.optimizer hyperparameters that optimizer `name` takes.
+
+  Args:
+    config: the comparison config.
+    name: a registry name.
+
+  Returns:
+    {field: value} for each non-None field of config.optimizer (other than
+    name and learning_rate) in optimizers.hyperparameters(name).
+  """
+  accepted = optimizers.hyperparameters(name)
+  return {k: v for k, v in config.optimizer.items()
+          if k not in _NOT_HPARAMS and v is not None and k in accepted}
+
+
+def label(name: str, learning_rate: float, hparams: dict[str, Any]) -> str:
+  """The legend label: the name, the rate and any set hyperparameters."""
+  extra = ''.join(f', {k}={v:g}' if _is_number(v) else f', {k}={v}'
+                  for k, v in sorted(hparams.items()))
+  return f'{name}, lr={learning_rate:g}{extra}'
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Checks the comparison's own fields and every run's optimizer, up front.
+
+  Raises:
+    errors.ConfigError: naming the bad field or entry, its value and what is
+      accepted.
+  """
+  names = config.optimizers
+  if (not isinstance(names, (tuple, list)) or not names or
+      not all(isinstance(n, str) for n in names)):
+    raise errors.ConfigError(
+        f'config.optimizers={names!r} is invalid: accepted is a non-empty '
+        'tuple of registry names, e.g. --config.optimizers="(\'adam\',\'sgd\')".')
+  for name in names:
+    if name not in optimizers.OPTIMIZERS:
+      raise errors.ConfigError(
+          f'config.optimizers has unknown optimizer {name!r}; accepted: '
+          f'{", ".join(optimizers.OPTIMIZERS)}.')
+  duplicates = sorted({n for n in names if names.count(n) > 1})
+  if duplicates:
+    raise errors.ConfigError(
+        f'config.optimizers={tuple(names)!r} lists {", ".join(duplicates)} '
+        'more than once; accepted: each name once.')
+  for name, rate in config.learning_rates.items():
+    if name not in optimizers.OPTIMIZERS:
+      raise errors.ConfigError(
+          f'config.learning_rates.{name} names no registry optimizer; '
+          f'accepted: {", ".join(optimizers.OPTIMIZERS)}.')
+    if rate is not None and not (_is_number(rate) and math.isfinite(rate)
+                                 and rate > 0):
+      raise errors.ConfigError(
+          f'config.learning_rates.{name}={rate!r} is invalid: accepted is None '
+          '(searched or default) or a finite number > 0.')
+  seeds = config.seeds
+  if (not isinstance(seeds, (tuple, list)) or not seeds or not all(
+      isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**32
+      for s in seeds) or len(set(seeds)) != len(seeds)):
+    raise errors.ConfigError(
+        f'config.seeds={seeds!r} is invalid: accepted is a non-empty tuple of '
+        'distinct integers in [0, 2**32), e.g. --config.seeds="(0, 1)".')
+  target = config.target_accuracy
+  if not (_is_number(target) and 0 < target <= 1):
+    raise errors.ConfigError(
+        f'config.target_accuracy={target!r} is invalid: accepted is a '
+        'fraction in (0, 1], e.g. 0.99.')
+  smoothing = config.loss_smoothing
+  if not (_is_number(smoothing) and 0 <= smoothing < 1):
+    raise errors.ConfigError(
+        f'config.loss_smoothing={smoothing!r} is invalid: accepted is a '
+        'number in [0, 1) (0: no smoothing).')
+  dpi = config.dpi
+  if not (isinstance(dpi, int) and not isinstance(dpi, bool)
+          and 10 <= dpi <= 300):
+    raise errors.ConfigError(f'config.dpi={dpi!r} is invalid: accepted is an '
+                             'integer from 10 to 300.')
+  if config.lr_search:
+    factors = config.lr_search_factors
+    if (not isinstance(factors, (tuple, list)) or not factors or not all(
+        _is_number(f) and math.isfinite(f) and f > 0 for f in factors)):
+      raise errors.ConfigError(
+          f'config.lr_search_factors={factors!r} is invalid: accepted is a '
+          'non-empty tuple of numbers > 0, e.g. "(0.3, 1.0, 3.0)".')
+    for field in ('lr_search_epochs', 'lr_search_validation_examples'):
+      value = config[field]
+      if not (isinstance(value, int) and not isinstance(value, bool)
+              and value >= 1):
+        raise errors.ConfigError(f'config.{field}={value!r} is invalid: '
+                                 'accepted is an integer >= 1.')
+  # Every run's optimizer and trainer fields, before anything trains; the
+  # message names the entry it came from.
+  for name in names:
+    rates = ([config.learning_rates[name]]
+             if config.learning_rates.get(name) is not None else
+             [DEFAULT_LEARNING_RATES.get(name, 1e-3) * f
+              for f in (config.lr_search_factors if config.lr_search else [1])])
+    for rate in rates:
+      try:
+        optimizers.create_optimizer(name, rate, config.grad_clip_norm,
+                                    **hyperparameters(config, name))
+      except errors.ConfigError as e:
+        raise errors.ConfigError(
+            f'config.optimizers entry {name!r} (learning rate {rate:g}): '
+            f'{e}') from e
+    train.validate_config(run_config(config, name, rates[0], seeds[0]))
+
+
+def run_config(config: ml_collections.ConfigDict, name: str,
+               learning_rate: float, seed: int,
+               validation_examples: Optional[int] = None,
+               num_epochs: Optional[int] = None) -> ml_collections.ConfigDict:
+  """The config of one run: the comparison's shared fields, one optimizer.
+
+  Args:
+    config: the comparison config.
+    name: the registry optimizer.
+    learning_rate: its rate.
+    seed: the run's seed (initial parameters and data order).
+    validation_examples: hold out this many training examples (the search);
+      None keeps config.validation_examples.
+    num_epochs: None keeps config.num_epochs.
+
+  Returns:
+    An ordinary training config (task 'classify'), as a single run's
+    config.json holds it.
+  """
+  run = ml_collections.ConfigDict(config.to_dict())
+  for field in COMPARE_FIELDS:
+    del run[field]
+  run.task = 'classify'
+  run.seed = seed
+  hparams = hyperparameters(config, name)
+  for field in list(run.optimizer.keys()):
+    if field not in _NOT_HPARAMS:
+      run.optimizer[field] = hparams.get(field)
+  run.optimizer.name = name
+  run.optimizer.learning_rate = float(learning_rate)
+  if validation_examples is not None:
+    run.validation_examples = validation_examples
+  if num_epochs is not None:
+    run.num_epochs = num_epochs
+  return run
+
+
+@dataclasses.dataclass
+class Result:
+  """One finished run: its settings and what it logged.
+
+  Attributes:
+    name: the registry optimizer.
+    learning_rate: its rate.
+    seed: the seed.
+    workdir: the run's folder.
+    rows: metrics.jsonl's rows, one per epoch.
+    diverged: the DivergedError message, or None.
+  """
+  name: str
+  learning_rate: float
+  seed: int
+  workdir: str
+  rows: list[dict[str, Any]]
+  diverged: Optional[str] = None
+
+
+def train_run(config: ml_collections.ConfigDict, workdir: str, name: str,
+              learning_rate: float, seed: int) -> Result:
+  """Trains (or resumes, or just reads) one run; a divergence is a result.
+
+  A run that diverged leaves DIVERGED_FILE with the message, so a resumed
+  comparison with the same config does not train it again.
+
+  Args:
+    config: the run's config (run_config).
+    workdir: the run's folder.
+    name: the registry optimizer (for the Result).
+    learning_rate: its rate (for the Result).
+    seed: the seed (for the Result).
+
+  Returns:
+    The Result.
+  """
+  marker = os.path.join(workdir, DIVERGED_FILE)
+  diverged = None
+  if (os.path.exists(marker) and not config.restart and
+      _same_config(config, workdir)):
+    with open(marker) as f:
+      diverged = f.read().strip()
+  else:
+    # Also for a finished run: the trainer refuses a workdir whose run had
+    # another config, and returns at once after reading the checkpoint.
+    logging.info('training %s, lr=%g, seed %d in %s', name, learning_rate,
+                 seed, workdir)
+    try:
+      train.train_and_evaluate(config, workdir)
+    except errors.DivergedError as e:
+      diverged = str(e)
+      with open(marker, 'w') as f:
+        f.write(diverged + '\n')
+  rows = [r for r in metrics_log.read_metrics(workdir)
+          if r['epoch'] <= config.num_epochs]
+  return Result(name, learning_rate, seed, workdir, rows, diverged)
+
+
+def _same_config(config: ml_collections.ConfigDict, workdir: str) -> bool:
+  """Whether workdir's config.json describes the same run as `config`."""
+  path = os.path.join(workdir, checkpointing.CONFIG_FILE)
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    saved = json.load(f)
+  return not checkpointing.config_differences(
+      saved, json.loads(config.to_json_best_effort()))
+
+
+def _rate_folder(rate: float) -> str:
+  """A folder name for a learning rate, e.g. lr_0.003."""
+  return f'lr_{rate:g}'
+
+
+def search(config: ml_collections.ConfigDict, workdir: str,
+           names: Sequence[str]) -> tuple[dict[str, float], list[list[Any]]]:
+  """Picks each optimizer's rate on the held-out validation examples.
+
+  Args:
+    config: the comparison config.
+    workdir: the comparison's folder (runs go to workdir/lr_search/).
+    names: the optimizers to search for.
+
+  Returns:
+    ({name: chosen rate}, the table rows in SEARCH_HEADER's order).
+  """
+  chosen, rows = {}, []
+  seed = config.seeds[0]
+  for name in names:
+    results = []
+    for factor in config.lr_search_factors:
+      rate = float(f'{DEFAULT_LEARNING_RATES.get(name, 1e-3) * factor:.6g}')
+      run = run_config(config, name, rate, seed,
+                       validation_examples=config.lr_search_validation_examples,
+                       num_epochs=config.lr_search_epochs)
+      # Only the epoch metrics matter here: no per-step logging.
+      run.log_every_steps = 0
+      results.append(train_run(run, os.path.join(
+          workdir, SEARCH_DIR, name, _rate_folder(rate)), name, rate, seed))
+    scored = [r for r in results if r.diverged is None and r.rows]
+    if not scored:
+      raise errors.DivergedError(
+          f'learning-rate search: {name} diverged at every rate '
+          f'({", ".join(f"{r.learning_rate:g}" for r in results)}); set '
+          f'--config.learning_rates.{name} or other lr_search_factors.')
+    best = max(scored, key=lambda r: (r.rows[-1]['val_accuracy'],
+                                      -r.rows[-1]['val_loss']))
+    chosen[name] = best.learning_rate
+    edge = best.learning_rate in (results[0].learning_rate,
+                                  results[-1].learning_rate)
+    for r in results:
+      last = r.rows[-1] if r.rows and r.diverged is None else {}
+      status = 'diverged' if r.diverged else 'ok'
+      if r is best and edge and len(results) > 1:
+        status = 'ok, at the edge of the grid'
+      rows.append([name, r.learning_rate, last.get('val_accuracy', ''),
+                   last.get('val_loss', ''), last.get('train_loss', ''),
+                   'yes' if r is best else '', status])
+  return chosen, rows
+
+
+def learning_rates(config: ml_collections.ConfigDict,
+                   searched: dict[str, float]) -> dict[str, float]:
+  """Each listed optimizer's rate: its entry, else searched, else default."""
+  rates = {}
+  for name in config.optimizers:
+    fixed = config.learning_rates.get(name)
+    rates[name] = (fixed if fixed is not None else
+                   searched.get(name, DEFAULT_LEARNING_RATES.get(name, 1e-3)))
+  return rates
+
+
+def smooth(values: np.ndarray, weight: float) -> np.ndarray:
+  """TensorBoard's debiased exponential moving average of a curve.
+
+  Args:
+    values: the raw curve.
+    weight: the EMA weight in [0, 1); 0 returns the curve unchanged.
+
+  Returns:
+    The smoothed curve: ema_t / (1 - weight^t), so the start is not pulled
+    towards zero.
+  """
+  out, ema = np.empty(len(values)), 0.0
+  for t, value in enumerate(values, 1):
+    ema = weight * ema + (1 - weight) * value
+    out[t - 1] = ema / (1 - weight**t) if weight else value
+  return out
+
+
+def step_losses(workdir: str) -> tuple[np.ndarray, np.ndarray]:
+  """A run's per-step training losses from its TensorBoard events.
+
+  Args:
+    workdir: the run's folder.
+
+  Returns:
+    (steps, losses), sorted by step; empty if the run logged none. Events
+    that a killed run wrote after its last checkpoint are dropped
+    (EventAccumulator honours the resumed writer's purge marker).
+  """
+  # Imported here: only reading the figures' data needs TensorBoard.
+  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  # Its reader logs a line per events file at INFO.
+  std_logging.getLogger('tensorboard').setLevel(std_logging.WARNING)
+  accumulator = event_accumulator.EventAccumulator(
+      os.path.join(workdir, metrics_log.TENSORBOARD_DIR),
+      size_guidance={event_accumulator.SCALARS: 0})
+  accumulator.Reload()
+  if 'train/loss' not in accumulator.Tags()['scalars']:
+    return np.zeros(0, int), np.zeros(0)
+  by_step = {e.step: e.value for e in accumulator.Scalars('train/loss')}
+  steps = np.array(sorted(by_step), int)
+  return steps, np.array([by_step[s] for s in steps])
+
+
+def first_reaching(rows: Sequence[dict[str, Any]], target: float,
+                   key: str = 'test_accuracy') -> Optional[int]:
+  """The index of the first row whose `key` is >= target, or None."""
+  for i, row in enumerate(rows):
+    if row[key] >= target:
+      return i
+  return None
+
+
+def run_row(result: Result, target: float) -> list[Any]:
+  """One runs.csv row (RUNS_HEADER) for a finished or diverged run."""
+  rows = result.rows
+  if result.diverged or not rows:
+    return [result.name, result.learning_rate, result.seed] + [''] * 7 + [
+        'diverged' if result.diverged else 'no epochs']
+  accuracies = [r['test_accuracy'] for r in rows]
+  best = int(np.argmax(accuracies))
+  reached = first_reaching(rows, target)
+  times = np.cumsum([r['epoch_time_s'] for r in rows])
+  return [result.name, result.learning_rate, result.seed, accuracies[-1],
+          accuracies[best], rows[best]['epoch'], rows[-1]['train_loss'],
+          '' if reached is None else rows[reached]['epoch'],
+          '' if reached is None else round(float(times[reached]), 2),
+          round(float(times[-1]), 2), 'ok']
+
+
+def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
+                results: Sequence[Result], target: float) -> list[Any]:
+  """One summary row (SUMMARY_HEADER): an optimizer's means over seeds."""
+  finished = [r for r in results if not r.diverged and r.rows]
+  extra = ' '.join(f'{k}={v}' for k, v in sorted(hparams.items()))
+  seeds = ' '.join(str(r.seed) for r in results)
+  if not finished:
+    return [name, learning_rate, extra, seeds] + ['diverged'] + [''] * 6
+  final = [r.rows[-1]['test_accuracy'] for r in finished]
+  best = [max(row['test_accuracy'] for row in r.rows) for r in finished]
+  loss = [r.rows[-1]['train_loss'] for r in finished]
+  epochs, times = [], []
+  for r in results:
+    reached = None if r.diverged else first_reaching(r.rows, target)
+    epochs.append('—' if reached is None else str(r.rows[reached]['epoch']))
+    if reached is not None:
+      times.append(sum(row['epoch_time_s'] for row in r.rows[:reached + 1]))
+  total = [sum(row['epoch_time_s'] for row in r.rows) for r in finished]
+  return [name, learning_rate, extra, seeds, f'{np.mean(final):.4f}',
+          f'{np.std(final):.4f}', f'{np.mean(best):.4f}',
+          f'{np.mean(loss):.4f}', ' '.join(epochs),
+          f'{np.mean(times):.1f}' if times else '',
+          f'{np.mean(total):.1f}']
+
+
+def write_table(stem: str, header: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> None:
+  """Writes rows as `stem`.csv and `stem`.md (shared with the playground)."""
+  # Imported here: the playground package's writers hold the shared code.
+  from playground import writers  # pylint: disable=g-import-not-at-top
+  writers.write_table(stem, header, rows)
+
+
+def write_figures(workdir: str, labels: dict[str, str],
+                  results: dict[str, list[Result]], smoothing: float,
+                  target: float, dpi: int) -> list[str]:
+  """Draws loss.png and accuracy.png; returns their paths."""
+  # Imported here: matplotlib loads only when a figure is drawn.
+  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  from playground import figures  # pylint: disable=g-import-not-at-top
+
+  def new_figure():
+    fig = Figure(figsize=(9.0, 4.5), dpi=dpi, layout='constrained')
+    FigureCanvasAgg(fig)
+    return fig, fig.add_subplot()
+
+  loss_fig, loss_ax = new_figure()
+  acc_fig, acc_ax = new_figure()
+  for i, (name, runs) in enumerate(results.items()):
+    style = figures.style(i)
+    finished = [r for r in runs if not r.diverged and r.rows]
+    if not finished:
+      continue
+    curves = [step_losses(r.workdir) for r in finished]
+    length = min(len(losses) for _, losses in curves)
+    spread = (f' (mean, min-max of {len(finished)} seeds)'
+            if len(finished) > 1 else '')
+    if length:
+      steps = curves[0][0][:length]
+      raw = np.array([losses[:length] for _, losses in curves])
+      smoothed = np.array([smooth(c, smoothing) for c in raw])
+      loss_ax.plot(steps, raw.mean(0), color=style['color'], alpha=0.2,
+                   linewidth=0.5)
+      loss_ax.plot(steps, smoothed.mean(0), label=labels[name] + spread,
+                   **style)
+      if len(finished) > 1:
+        loss_ax.fill_between(steps, smoothed.min(0), smoothed.max(0),
+                             color=style['color'], alpha=0.15)
+    epochs = min(len(r.rows) for r in finished)
+    x = [row['epoch'] for row in finished[0].rows[:epochs]]
+    accuracy = np.array([[row['test_accuracy'] for row in r.rows[:epochs]]
+                         for r in finished])
+    acc_ax.plot(x, accuracy.mean(0), marker='o', label=labels[name] + spread,
+                **style)
+    if len(finished) > 1:
+      acc_ax.fill_between(x, accuracy.min(0), accuracy.max(0),
+                          color=style['color'], alpha=0.15)
+  loss_ax.set_yscale('log')
+  loss_ax.set_xlabel('step')
+  loss_ax.set_ylabel('training loss')
+  loss_ax.set_title(f'Training loss (smoothed, EMA weight {smoothing:g}; raw '
+                    'mean over seeds faint)')
+  acc_ax.axhline(target, color='grey', linewidth=0.8, linestyle='--',
+                 label=f'target {target:g}')
+  acc_ax.set_xlabel('epoch')
+  acc_ax.set_ylabel('test accuracy')
+  acc_ax.set_title('Test accuracy after each epoch (mean over seeds)')
+  for fig, ax in ((loss_fig, loss_ax), (acc_fig, acc_ax)):
+    ax.grid(True, which='major', alpha=0.3)
+    fig.legend(fontsize='small', loc='outside right center')
+  paths = [os.path.join(workdir, 'loss.png'),
+           os.path.join(workdir, 'accuracy.png')]
+  figures.save_png(loss_fig, paths[0])
+  figures.save_png(acc_fig, paths[1])
+  return paths
+
+
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Runs the comparison (searching rates first if asked) and writes it up.
+
+  Args:
+    config: the comparison config (see configs/compare.py).
+    workdir: the comparison's folder; rerunning with it resumes.
+
+  Returns:
+    {'learning_rates': {name: rate}, 'summary': rows, 'runs': rows}.
+
+  Raises:
+    errors.ConfigError: before any training, on a bad field or entry.
+  """
+  check_config(config)
+  os.makedirs(workdir, exist_ok=True)
+  start = time.perf_counter()
+  searched = {}
+  to_search = [n for n in config.optimizers
+               if config.learning_rates.get(n) is None]
+  if config.lr_search and to_search:
+    searched, search_rows = search(config, workdir, to_search)
+    write_table(os.path.join(workdir, 'lr_search'), SEARCH_HEADER, search_rows)
+    with open(os.path.join(workdir, 'lr_search.json'), 'w') as f:
+      json.dump(searched, f, indent=2)
+  rates = learning_rates(config, searched)
+  results, labels = {}, {}
+  for name in config.optimizers:
+    labels[name] = label(name, rates[name], hyperparameters(config, name))
+    results[name] = [
+        train_run(run_config(config, name, rates[name], seed),
+                  os.path.join(workdir, RUNS_DIR, name, f'seed_{seed}'),
+                  name, rates[name], seed)
+        for seed in config.seeds]
+  target = config.target_accuracy
+  summary = [summary_row(name, rates[name], hyperparameters(config, name),
+                         results[name], target) for name in config.optimizers]
+  runs = [run_row(r, target) for name in config.optimizers
+          for r in results[name]]
+  write_table(os.path.join(workdir, 'summary'), SUMMARY_HEADER, summary)
+  with open(os.path.join(workdir, 'runs.csv'), 'w', newline='') as f:
+    writer = csv.writer(f)
+    writer.writerow(RUNS_HEADER)
+    writer.writerows(runs)
+  paths = write_figures(workdir, labels, results, config.loss_smoothing,
+                        target, config.dpi)
+  print(f'Compared {len(config.optimizers)} optimizers x '
+        f'{len(config.seeds)} seeds in {time.perf_counter() - start:.0f} s; '
+        f'wrote {", ".join(paths)}, summary.md, summary.csv, runs.csv in '
+        f'{workdir}', flush=True)
+  print(open(os.path.join(workdir, 'summary.md')).read(), flush=True)
+  return {'learning_rates': rates, 'summary': summary, 'runs': runs}

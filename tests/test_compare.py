@@ -1,0 +1,296 @@
+"""Tests for the optimizer comparison (compare.py) on a tiny synthetic dataset."""
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from configs import compare as compare_config
+import checkpointing
+import compare
+import errors
+import input_pipeline
+import metrics_log
+import train
+from conftest import make_tiny_mnist
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VALIDATION = 64  # Of the tiny dataset's 256 training examples.
+
+
+def tiny_compare_config(data_dir, **overrides):
+  """The comparison shrunk to seconds: 3 optimizers, 2 seeds, 2 epochs."""
+  config = compare_config.get_config()
+  config.data_dir = data_dir
+  config.optimizers = ('adam', 'optax_adam', 'sgd')
+  # adam and optax_adam fixed, so only sgd is searched (2 grid points).
+  config.learning_rates.adam = 1e-3
+  config.learning_rates.optax_adam = 1e-3
+  config.lr_search_factors = (0.3, 1.0)
+  config.lr_search_validation_examples = VALIDATION
+  config.num_epochs = 2
+  config.batch_size = 32
+  config.eval_batch_size = 50
+  config.dpi = 40
+  config.update(overrides)
+  return config
+
+
+def _digest(*arrays):
+  """SHA-256 of the arrays' bytes."""
+  h = hashlib.sha256()
+  for a in arrays:
+    h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+  return h.hexdigest()
+
+
+class Recorder:
+  """Wraps the trainer's setup, batch order and evaluation to record them.
+
+  Per run folder: the fingerprint of the initial parameters and the
+  data-order key (from setup), every epoch's batch indices, and a digest of
+  every split evaluated.
+  """
+
+  def __init__(self, monkeypatch):
+    """Installs the wrappers."""
+    self.start, self.batches, self.evaluated = {}, {}, {}
+    self.current = None
+    setup, batches, evaluate = (train.setup, train.epoch_batches,
+                                train.evaluate)
+
+    def recording_setup(config, workdir, *args, **kwargs):
+      run = setup(config, workdir, *args, **kwargs)
+      self.current = os.path.relpath(workdir, self.root)
+      self.start[self.current] = (
+          checkpointing.fingerprint(run.state.params),
+          np.asarray(run.state.data_key).tolist(), int(run.state.step))
+      return run
+
+    def recording_batches(rng, epoch, *args):
+      indices = batches(rng, epoch, *args)
+      self.batches.setdefault(self.current, []).append(np.asarray(indices))
+      return indices
+
+    def recording_evaluate(state, split, batch_size):
+      self.evaluated.setdefault(self.current, []).append(
+          _digest(split.images, split.labels))
+      return evaluate(state, split, batch_size)
+
+    monkeypatch.setattr(train, 'setup', recording_setup)
+    monkeypatch.setattr(train, 'epoch_batches', recording_batches)
+    monkeypatch.setattr(train, 'evaluate', recording_evaluate)
+    self.root = None
+
+
+@pytest.fixture(scope='module')
+def compared(tmp_path_factory):
+  """One tiny comparison with search, run once for the tests below."""
+  data_dir = str(tmp_path_factory.mktemp('data'))
+  make_tiny_mnist(data_dir)
+  workdir = str(tmp_path_factory.mktemp('compare'))
+  with pytest.MonkeyPatch.context() as monkeypatch:
+    recorder = Recorder(monkeypatch)
+    recorder.root = workdir
+    result = compare.run(tiny_compare_config(data_dir), workdir)
+  return data_dir, workdir, result, recorder
+
+
+def _read_csv(path):
+  """A CSV file's rows as dicts."""
+  with open(path, newline='') as f:
+    return list(csv.DictReader(f))
+
+
+def test_writes_every_figure_and_table(compared):
+  """Figures, tables and each run's own outputs exist and agree."""
+  _, workdir, result, _ = compared
+  for name in ('loss.png', 'accuracy.png'):
+    with open(os.path.join(workdir, name), 'rb') as f:
+      data = f.read()
+    assert data.startswith(b'\x89PNG') and len(data) > 5_000, name
+  summary = _read_csv(os.path.join(workdir, 'summary.csv'))
+  assert [row['optimizer'] for row in summary] == ['adam', 'optax_adam', 'sgd']
+  markdown = open(os.path.join(workdir, 'summary.md')).read().splitlines()
+  assert markdown[0].startswith('| optimizer | learning_rate |')
+  assert len(markdown) == 2 + 3
+  runs = _read_csv(os.path.join(workdir, 'runs.csv'))
+  assert len(runs) == 6
+  for row in runs:
+    folder = os.path.join(workdir, 'runs', row['optimizer'],
+                          f'seed_{row["seed"]}')
+    metrics = metrics_log.read_metrics(folder)
+    assert [m['epoch'] for m in metrics] == [1, 2]
+    accuracies = [m['test_accuracy'] for m in metrics]
+    assert float(row['final_test_accuracy']) == accuracies[-1]
+    assert float(row['best_test_accuracy']) == max(accuracies)
+    assert float(row['final_train_loss']) == metrics[-1]['train_loss']
+    assert float(row['train_time_s']) == pytest.approx(
+        sum(m['epoch_time_s'] for m in metrics), abs=0.01)
+    reached = [m['epoch'] for m in metrics if m['test_accuracy'] >= 0.99]
+    assert row['epoch_to_target'] == (str(reached[0]) if reached else '')
+    saved = json.load(open(os.path.join(folder, 'config.json')))
+    assert saved['task'] == 'classify'
+    assert saved['optimizer']['name'] == row['optimizer']
+    assert saved['optimizer']['learning_rate'] == float(row['learning_rate'])
+    assert saved['seed'] == int(row['seed'])
+    assert 'optimizers' not in saved  # An ordinary single run's config.
+    assert os.path.isdir(os.path.join(folder, 'checkpoints'))
+    steps, losses = compare.step_losses(folder)
+    # log_every_steps=1: every step's loss, 8 steps per epoch.
+    assert steps.tolist() == list(range(1, 17))
+    assert np.mean(losses[:8]) == pytest.approx(metrics[0]['train_loss'],
+                                                rel=1e-5)
+  mean_final = np.mean([float(r['final_test_accuracy']) for r in runs
+                        if r['optimizer'] == 'sgd'])
+  assert float(summary[2]['final_test_accuracy']) == pytest.approx(
+      mean_final, abs=1e-4)
+  search = _read_csv(os.path.join(workdir, 'lr_search.csv'))
+  assert [row['optimizer'] for row in search] == ['sgd', 'sgd']
+  assert sum(row['chosen'] == 'yes' for row in search) == 1
+
+
+def test_same_start_and_batch_order_for_every_optimizer(compared):
+  """Per seed, every optimizer starts from the same params and batches."""
+  _, _, _, recorder = compared
+  for seed in (0, 1):
+    folders = [f'runs/{name}/seed_{seed}'
+               for name in ('adam', 'optax_adam', 'sgd')]
+    starts = [recorder.start[f] for f in folders]
+    assert all(s[2] == 0 for s in starts)  # Fresh runs, step 0.
+    assert len({(s[0], str(s[1])) for s in starts}) == 1
+    orders = [recorder.batches[f] for f in folders]
+    assert all(len(o) == 2 for o in orders)  # One per epoch.
+    for order in orders[1:]:
+      for epoch_a, epoch_b in zip(orders[0], order):
+        np.testing.assert_array_equal(epoch_a, epoch_b)
+  # The check can fail: another seed starts elsewhere and shuffles otherwise.
+  assert (recorder.start['runs/adam/seed_0'][0] !=
+          recorder.start['runs/adam/seed_1'][0])
+  assert not np.array_equal(recorder.batches['runs/adam/seed_0'][0],
+                            recorder.batches['runs/adam/seed_1'][0])
+
+
+def test_our_adam_and_optax_adam_coincide_bitwise(compared):
+  """Same start, same batches: identical step losses and metrics."""
+  _, workdir, _, _ = compared
+  for seed in (0, 1):
+    ours, theirs = (os.path.join(workdir, 'runs', n, f'seed_{seed}')
+                    for n in ('adam', 'optax_adam'))
+    np.testing.assert_array_equal(compare.step_losses(ours)[1],
+                                  compare.step_losses(theirs)[1])
+    for a, b in zip(metrics_log.read_metrics(ours),
+                    metrics_log.read_metrics(theirs)):
+      for key in ('train_loss', 'test_loss', 'test_accuracy'):
+        assert a[key] == b[key]
+
+
+def test_lr_search_never_evaluates_the_test_split(compared):
+  """Search runs evaluate only the held-out tail of the training files."""
+  data_dir, workdir, result, recorder = compared
+  train_split, test_split = input_pipeline.load_idx_dir(data_dir)
+  held_out = _digest(train_split.images[-VALIDATION:],
+                     train_split.labels[-VALIDATION:])
+  test_digest = _digest(test_split.images, test_split.labels)
+  search_runs = [f for f in recorder.evaluated if f.startswith('lr_search')]
+  assert len(search_runs) == 2
+  for folder in search_runs:
+    assert set(recorder.evaluated[folder]) == {held_out}
+  # The final runs do evaluate the test split (so the check can fail).
+  assert set(recorder.evaluated['runs/sgd/seed_0']) == {test_digest}
+  # The choice follows the validation accuracy.
+  search = _read_csv(os.path.join(workdir, 'lr_search.csv'))
+  best = max(search, key=lambda r: (float(r['val_accuracy']),
+                                    -float(r['val_loss'])))
+  assert best['chosen'] == 'yes'
+  assert result['learning_rates']['sgd'] == float(best['learning_rate'])
+  for row in search:
+    rows = metrics_log.read_metrics(os.path.join(
+        workdir, 'lr_search', 'sgd', f'lr_{float(row["learning_rate"]):g}'))
+    assert 'test_accuracy' not in rows[-1]
+    assert float(row['val_accuracy']) == rows[-1]['val_accuracy']
+
+
+def test_rerun_resumes_without_training_again(compared, monkeypatch):
+  """A finished comparison rerun reads its runs back: no step is trained."""
+  data_dir, workdir, result, _ = compared
+  calls = []
+  monkeypatch.setattr(train, 'train_epoch',
+                      lambda *a, **k: calls.append(a) or a[1])
+  again = compare.run(tiny_compare_config(data_dir), workdir)
+  assert not calls
+  assert again['runs'] == result['runs']
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('optimizers', ('adam', 'adamm'), "unknown optimizer 'adamm'"),
+    ('optimizers', ('adam', 'sgd', 'adam'), 'lists adam more than once'),
+    ('optimizers', (), 'config.optimizers=()'),
+    ('learning_rates.sgd', -0.1, 'config.learning_rates.sgd=-0.1'),
+    ('learning_rates.sgd', float('nan'), 'config.learning_rates.sgd=nan'),
+    ('seeds', (0, 0), 'config.seeds=(0, 0)'),
+    ('target_accuracy', 1.5, 'config.target_accuracy=1.5'),
+    ('lr_search_factors', (1.0, -2.0), 'config.lr_search_factors'),
+    ('optimizer.b1', 1.5, "entry 'adam'"),
+])
+def test_bad_entries_fail_before_any_training(tmp_path, monkeypatch, field,
+                                              value, message):
+  """A bad list, rate or hyperparameter is a ConfigError naming the entry."""
+  monkeypatch.setattr(train, 'setup', lambda *a, **k: pytest.fail('trained'))
+  config = tiny_compare_config(str(tmp_path), optimizers=('adam', 'sgd'))
+  node, _, leaf = field.rpartition('.')
+  (config[node] if node else config)[leaf] = value
+  with pytest.raises(errors.ConfigError, match=None) as info:
+    compare.run(config, str(tmp_path / 'out'))
+  assert message in str(info.value)
+  assert not os.path.exists(tmp_path / 'out' / 'runs')
+
+
+def test_bad_entry_from_the_command_line_is_one_line(tmp_path):
+  """main.py reports a bad learning-rate entry in one line, exit 1."""
+  result = subprocess.run(
+      [sys.executable, os.path.join(ROOT, 'main.py'),
+       '--config=configs/compare.py', f'--workdir={tmp_path}',
+       f'--config.data_dir={tmp_path}', '--config.optimizers=("adam","sgd")',
+       '--config.learning_rates.sgd=-1'],
+      capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert result.returncode == 1
+  errors_printed = [l for l in result.stderr.splitlines()
+                    if l.startswith('Error:')]
+  assert len(errors_printed) == 1
+  assert 'config.learning_rates.sgd=-1' in errors_printed[0]
+  assert 'Traceback' not in result.stderr
+
+
+def test_smooth_is_a_debiased_moving_average():
+  """A constant stays constant; otherwise the EMA recursion, debiased."""
+  np.testing.assert_allclose(compare.smooth(np.full(50, 3.0), 0.9), 3.0)
+  values = np.array([4.0, 2.0, 1.0])
+  w = 0.5
+  ema = [0.5 * 4.0, 0.25 * 4.0 + 0.5 * 2.0,
+         0.125 * 4.0 + 0.25 * 2.0 + 0.5 * 1.0]
+  expected = [e / (1 - w**t) for t, e in enumerate(ema, 1)]
+  np.testing.assert_allclose(compare.smooth(values, w), expected)
+  np.testing.assert_array_equal(compare.smooth(values, 0.0), values)
+
+
+def test_run_config_is_an_ordinary_training_config(tmp_path):
+  """Shared hyperparameters go to the optimizers that take them only."""
+  config = tiny_compare_config(str(tmp_path))
+  config.optimizer.b2 = 0.99
+  config.optimizer.momentum = 0.8
+  adam = compare.run_config(config, 'adam', 2e-3, 5)
+  sgd = compare.run_config(config, 'momentum', 0.05, 5)
+  assert (adam.optimizer.b2, adam.optimizer.momentum) == (0.99, None)
+  assert (sgd.optimizer.b2, sgd.optimizer.momentum) == (None, 0.8)
+  assert (adam.optimizer.name, adam.optimizer.learning_rate, adam.seed,
+          adam.task) == ('adam', 2e-3, 5, 'classify')
+  assert not set(compare.COMPARE_FIELDS) & set(adam.keys())
+  train.validate_config(adam)
+  assert compare.label('adam', 2e-3, {'b2': 0.99}) == 'adam, lr=0.002, b2=0.99'
