@@ -96,9 +96,12 @@ def test_read_idx_missing_file(tmp_path):
     input_pipeline.read_idx(path)
 
 
-def test_load_idx_dir_reads_tiny_dataset(tiny_mnist_dir):
-  """The fixture's gzipped folder loads as documented Splits."""
+def test_load_idx_dir_reads_tiny_dataset(tiny_mnist_dir, caplog):
+  """The fixture's gzipped folder loads as documented Splits, and says so."""
+  caplog.set_level(logging.INFO)
   train, test = input_pipeline.load_idx_dir(tiny_mnist_dir)
+  assert caplog.messages == [
+      f'Loaded {tiny_mnist_dir}: 256 train and 128 test examples.']
 
   assert train.images.shape == (256, 28, 28, 1)
   assert test.images.shape == (128, 28, 28, 1)

@@ -425,6 +425,12 @@ def test_warmup_of_one_step_less_than_the_run_is_accepted():
                              rtol=1e-6)
 
 
+def test_run_of_one_step():
+  """The shortest run: one step at the full rate (cosine ends after it)."""
+  cos = optimizers.create_schedule('cosine', 0.1, 1)
+  np.testing.assert_allclose([cos(0), cos(1)], [0.1, 0.0], atol=1e-8)
+
+
 @pytest.mark.parametrize('total', [0, -5, 10.0])
 def test_run_without_steps_is_refused(total):
   """Schedules need a run of at least one step (an integer count)."""
