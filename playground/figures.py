@@ -56,28 +56,12 @@ def shown(run: Run, window: problems.Window) -> np.ndarray:
   return run.points[:np.argmax(outside) + 1] if outside.any() else run.points
 
 
-def contour_levels(z: np.ndarray, log_levels: bool) -> np.ndarray:
-  """Contour levels for grid values `z`: log-spaced, or even in sqrt(f)."""
-  if log_levels:
-    return np.geomspace(max(z.min(), 1e-3), z.max(), 25)
-  # Evenly spaced in sqrt(f): even in radius for the quadratics.
-  return np.linspace(np.sqrt(z.min()), np.sqrt(z.max()), 20)[1:] ** 2
-
-
-def grid(problem: problems.Problem, window: problems.Window,
-         points: int = GRID_POINTS) -> tuple[np.ndarray, ...]:
-  """(xs, ys, z): the loss on a points x points grid over `window`."""
-  (x0, x1), (y0, y1) = window
-  xs, ys = np.meshgrid(np.linspace(x0, x1, points),
-                       np.linspace(y0, y1, points))
-  return xs, ys, problem.loss(np.stack([xs, ys]))
-
-
 def _draw_landscape(ax, problem: problems.Problem,
                     window: problems.Window) -> None:
   """Draws the contour lines and landmarks of `problem` in `window`."""
-  xs, ys, z = grid(problem, window)
-  ax.contour(xs, ys, z, levels=contour_levels(z, problem.log_levels),
+  xs, ys, z = problems.grid(problem, window, GRID_POINTS)
+  levels = problems.contour_levels(z, problem.log_levels)
+  ax.contour(xs, ys, z, levels=levels,
              colors='0.55', linewidths=0.6)
   for label, (x, y) in problem.landmarks:
     marker = 'X' if label == 'saddle point' else '*'

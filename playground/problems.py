@@ -7,6 +7,8 @@ minimum value is 0, so "converged" means loss < tolerance.
 
 from typing import Callable, NamedTuple
 
+import numpy as np
+
 import errors
 
 Loss = Callable[..., object]
@@ -138,3 +140,20 @@ def inside(problem: Problem, point: tuple[float, float]) -> bool:
   """Whether `point` lies in the problem's own (unwidened) plot window."""
   (x0, x1), (y0, y1) = problem.xlim, problem.ylim
   return x0 <= point[0] <= x1 and y0 <= point[1] <= y1
+
+
+def contour_levels(z: np.ndarray, log_levels: bool) -> np.ndarray:
+  """Contour levels for grid values `z`: log-spaced, or even in sqrt(f)."""
+  if log_levels:
+    return np.geomspace(max(z.min(), 1e-3), z.max(), 25)
+  # Evenly spaced in sqrt(f): even in radius for the quadratics.
+  return np.linspace(np.sqrt(z.min()), np.sqrt(z.max()), 20)[1:] ** 2
+
+
+def grid(problem: Problem, window: Window,
+         points: int) -> tuple[np.ndarray, ...]:
+  """(xs, ys, z): the loss on a points x points grid over `window`."""
+  (x0, x1), (y0, y1) = window
+  xs, ys = np.meshgrid(np.linspace(x0, x1, points),
+                       np.linspace(y0, y1, points))
+  return xs, ys, problem.loss(np.stack([xs, ys]))

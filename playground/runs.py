@@ -156,10 +156,8 @@ def compute(problem: problems.Problem, settings: Sequence[Setting],
     # ValueError from them is a bad setting, so it is reported as one.
     try:
       optimizers.create_optimizer(s.optimizer, s.learning_rate, **s.hparams)
-    except errors.UserError:
-      raise
     except ValueError as e:
-      raise errors.ConfigError(str(e)) from e
+      raise errors.ConfigError(f'{s.optimizer}: {e}') from e
   groups: dict[trajectories.Spec, list[int]] = {}
   numbers = []
   for i, s in enumerate(settings):
