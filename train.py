@@ -1,9 +1,12 @@
 """Trains and evaluates the CNN: a jitted, donated train step and the loop.
 
 The whole dataset lives on the device as uint8; each epoch's shuffled batch
-indices are drawn on the device from the seed, and batches are gathered inside
-the jitted step, so the host only dispatches work and reads back metrics. The
-same code runs on CPU, GPU and TPU.
+indices are drawn from the seed, and batches are gathered inside the jitted
+step, so the host only dispatches work and reads back metrics. The same code
+runs on CPU, GPU and TPU, on one device or data-parallel over a mesh of
+devices and processes (distributed.py): the dataset, parameters and optimizer
+state are replicated on every device, each global batch is split along the
+mesh's 'data' axis, and XLA adds the gradient all-reduce.
 """
 
 import dataclasses
@@ -27,6 +30,7 @@ import optax
 import tqdm
 
 import checkpointing
+import distributed
 import errors
 import input_pipeline
 import metrics_log
@@ -199,11 +203,29 @@ def l2_penalty(params: Any) -> jax.Array:
   return sum(jnp.sum(jnp.square(p)) for p in jax.tree.leaves(params)) / 2
 
 
+def _chunks(x: jax.Array, chunks: int, mesh: Optional[jax.sharding.Mesh]
+            ) -> list[jax.Array]:
+  """Splits a batch into `chunks` equal parts, each spread over the mesh.
+
+  On one device chunk i is the i-th contiguous block. On a mesh of D devices
+  each device's share of the batch is split into `chunks` blocks and chunk i
+  is every device's i-th block, so every chunk stays split along 'data' and
+  no example moves between devices.
+  """
+  if mesh is None or mesh.size == 1:
+    return jnp.split(x, chunks)
+  blocks = x.reshape(mesh.size, chunks, -1, *x.shape[1:])
+  return [jax.lax.with_sharding_constraint(
+      blocks[:, i].reshape(-1, *x.shape[1:]), distributed.batch_sharding(mesh))
+          for i in range(chunks)]
+
+
 def train_step(
     state: TrainState,
     batch: tuple[jax.Array, jax.Array],
     grad_chunks: int = 1,
     options: StepOptions = StepOptions(),
+    mesh: Optional[jax.sharding.Mesh] = None,
 ) -> tuple[TrainState, Metrics]:
   """One optimizer step on a batch (uint8 images, int labels).
 
@@ -214,13 +236,18 @@ def train_step(
   parallel on its threads, which uses two cores better than one batch-64
   convolution does (see default_grad_chunks). Each chunk draws its own
   dropout masks, so with dropout the chunking changes which masks are drawn.
+  On a mesh each chunk takes an equal part of every device's share (see
+  _chunks), so the devices all work on every chunk.
 
   Args:
     state: the current TrainState.
     batch: (images (B, H, W, C) uint8, labels (B,) int32).
-    grad_chunks: how many chunks to split the batch into; must divide B.
+    grad_chunks: how many chunks to split the batch into; must divide B (on
+      a mesh: B / devices).
     options: the objective's settings (label smoothing, L2, augmentation,
       weight averaging).
+    mesh: the mesh whose 'data' axis splits the batch; None: no constraint
+      (one device, or whatever sharding the inputs carry).
 
   Returns:
     The new state (one batch further into the epoch, its metric sums
@@ -242,14 +269,14 @@ def train_step(
     # to the plain batch mean.
     return losses.mean() / grad_chunks, logits
 
-  losses, logits, grads = [], [], []
-  for i, chunk in enumerate(zip(jnp.split(images, grad_chunks),
-                                jnp.split(labels, grad_chunks))):
+  losses, correct, grads = [], [], []
+  for i, (chunk_images, chunk_labels) in enumerate(zip(
+      _chunks(images, grad_chunks, mesh), _chunks(labels, grad_chunks, mesh))):
     (chunk_mean, chunk_logits), chunk_grads = jax.value_and_grad(
-        chunk_loss, has_aux=True)(state.params, *chunk,
+        chunk_loss, has_aux=True)(state.params, chunk_images, chunk_labels,
                                   jax.random.fold_in(dropout_rng, i))
     losses.append(chunk_mean)
-    logits.append(chunk_logits)
+    correct.append(jnp.sum(jnp.argmax(chunk_logits, -1) == chunk_labels))
     grads.append(chunk_grads)
   add = lambda *xs: functools.reduce(operator.add, xs)
   loss, grads = add(*losses), jax.tree.map(add, *grads)
@@ -258,7 +285,9 @@ def train_step(
     loss = loss + options.l2 * penalty
     grads = jax.tree.map(lambda g, p: g + options.l2 * p, grads,
                          penalty_grads)
-  accuracy = jnp.mean(jnp.argmax(jnp.concatenate(logits), -1) == labels)
+  # Integer counts are exact, so this equals the batch mean of correctness in
+  # any chunk order.
+  accuracy = add(*correct) / labels.shape[0]
   state = state.apply_gradients(grads=grads)
   if options.ema_decay is not None:
     state = state.replace(ema_params=optax.incremental_update(
@@ -318,7 +347,7 @@ def epoch_batches(
 
 
 @functools.partial(jax.jit, donate_argnums=0,
-                   static_argnames=('grad_chunks', 'options'))
+                   static_argnames=('grad_chunks', 'options', 'mesh'))
 def train_steps(
     state: TrainState,
     images: jax.Array,
@@ -326,8 +355,14 @@ def train_steps(
     batch_indices: jax.Array,
     grad_chunks: int = 1,
     options: StepOptions = StepOptions(),
+    mesh: Optional[jax.sharding.Mesh] = None,
 ) -> tuple[TrainState, Metrics]:
   """Runs train_step over several batches in one dispatch.
+
+  On a mesh, `images` and `labels` are replicated on every device and
+  `batch_indices` split along 'data' on its batch dimension, so each device
+  gathers its own share of every batch from its copy of the data; the state
+  stays replicated.
 
   Args:
     state: the TrainState (donated: its buffers are reused).
@@ -336,6 +371,7 @@ def train_steps(
     batch_indices: (steps, batch_size) indices into the training set.
     grad_chunks: independent gradient chunks per batch (see train_step).
     options: the objective's settings (see StepOptions).
+    mesh: the data-parallel mesh, or None (one device, no constraints).
 
   Returns:
     The new state and per-step {'loss', 'accuracy'} of shape (steps,).
@@ -346,9 +382,17 @@ def train_steps(
   # slower than at top level.
   metrics = []
   for idx in batch_indices:
-    state, step_metrics = train_step(state, (images[idx], labels[idx]),
-                                     grad_chunks, options)
+    batch = (images[idx], labels[idx])
+    if mesh is not None:
+      batch = jax.lax.with_sharding_constraint(
+          batch, distributed.batch_sharding(mesh))
+    state, step_metrics = train_step(state, batch, grad_chunks, options, mesh)
     metrics.append(step_metrics)
+  if mesh is not None:
+    # Pins the outputs replicated, as the inputs were, so the next dispatch
+    # reuses this compilation and its donated buffers.
+    state = jax.lax.with_sharding_constraint(state,
+                                             distributed.replicated(mesh))
   return state, jax.tree.map(lambda *m: jnp.stack(m), *metrics)
 
 
@@ -372,27 +416,33 @@ def evaluate(
 
   The last batch is padded to full size (one compiled shape) and the padding
   is masked out, so the result is the exact mean over the examples, not a
-  mean of per-batch means biased by a short last batch.
+  mean of per-batch means biased by a short last batch. When the state lives
+  on a mesh, each batch is split along 'data' (batch_size rounded up to a
+  multiple of the device count) and each process feeds only its own rows.
 
   Args:
     state: the TrainState to evaluate.
-    split: the examples, on the device.
+    split: the examples (NumPy, or arrays on the device).
     batch_size: examples per forward pass.
 
   Returns:
     {'loss': mean loss, 'accuracy': fraction correct} over the split.
   """
-  n = len(split.labels)
+  mesh = distributed.mesh_of(state)
+  if mesh is not None:
+    batch_size = -(-batch_size // mesh.size) * mesh.size
+  all_images, all_labels = np.asarray(split.images), np.asarray(split.labels)
+  n = len(all_labels)
   loss_sum, correct = 0.0, 0
   for start in range(0, n, batch_size):
-    images = split.images[start:start + batch_size]
-    labels = split.labels[start:start + batch_size]
+    images = all_images[start:start + batch_size]
+    labels = all_labels[start:start + batch_size]
     valid = len(labels)
     pad = batch_size - valid
-    images = jnp.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
-    labels = jnp.pad(labels, (0, pad))
-    batch_loss, batch_correct = eval_step(state, images, labels,
-                                          jnp.arange(batch_size) < valid)
+    images = np.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
+    labels = np.pad(labels, (0, pad))
+    batch_loss, batch_correct = eval_step(state, *distributed.feed(
+        (images, labels, np.arange(batch_size) < valid), mesh))
     loss_sum, correct = loss_sum + batch_loss, correct + batch_correct
   return {'loss': float(loss_sum) / n, 'accuracy': int(correct) / n}
 
@@ -474,15 +524,17 @@ class Run:
   Attributes:
     config: the experiment config.
     workdir: the run's folder.
-    train: the training split, on the device.
-    test: the split evaluated after each epoch, on the device: the test
-      split, or the validation examples held out of the training set.
+    train: the training split, replicated on every device of the mesh.
+    test: the split evaluated after each epoch, in host memory (evaluate
+      feeds it batch by batch): the test split, or the validation examples
+      held out of the training set.
     eval_name: 'test' or 'val', the prefix of the evaluation metrics.
     state: the TrainState (fresh, or restored from the newest checkpoint).
     steps_per_epoch: optimizer steps per epoch.
-    grad_chunks: independent gradient chunks per batch.
+    grad_chunks: independent gradient chunks per batch (per device).
     options: the objective's settings for the train step.
     checkpoints: the run's Orbax checkpoints.
+    mesh: the devices, of every process, that the batch is split over.
   """
   config: ml_collections.ConfigDict
   workdir: str
@@ -494,6 +546,7 @@ class Run:
   grad_chunks: int
   options: StepOptions
   checkpoints: checkpointing.Checkpoints
+  mesh: jax.sharding.Mesh
 
   @property
   def step(self) -> int:
@@ -555,6 +608,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _check_fraction('ema_decay', config.ema_decay, 0.0, 1.0)
   if config.dropout_rate is not None:
     _check_fraction('dropout_rate', config.dropout_rate, 0.0, 1.0)
+  if config.get('num_devices') is not None:
+    _check_int('num_devices', config.num_devices, 1)
   chunks = config.grad_chunks
   if chunks is not None and (not isinstance(chunks, int) or chunks < 1 or
                              config.batch_size % chunks):
@@ -570,7 +625,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
 
   Every config check that does not need the data runs first, so a bad field
   fails in about a second. With `resume`, the newest intact checkpoint in
-  workdir replaces the fresh state.
+  workdir replaces the fresh state. A multi-process run joins its processes
+  first (distributed.initialize; main.py has already done so).
 
   Args:
     config: the experiment config (see configs/default.py).
@@ -583,6 +639,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   Raises:
     errors.UserError: on a bad config, dataset or workdir.
   """
+  distributed.initialize(config)
   validate_config(config)
   try:
     model = models.create_model(config.model,
@@ -611,13 +668,29 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   _check_int('batch_size', config.batch_size, 1, num_train,
              ' (the training-set size)')
   steps_per_epoch = num_train // config.batch_size
-  grad_chunks = config.grad_chunks or default_grad_chunks(config.batch_size)
+  mesh = distributed.make_mesh(config.get('num_devices'))
+  if config.batch_size % mesh.size:
+    raise errors.ConfigError(
+        f'config.batch_size={config.batch_size} does not divide over the '
+        f'{mesh.size} devices of the mesh ({jax.process_count()} process(es) x '
+        f'{mesh.size // jax.process_count()}): accepted is a multiple of '
+        f'{mesh.size}, or set config.num_devices.')
+  per_device = config.batch_size // mesh.size
+  grad_chunks = config.grad_chunks or default_grad_chunks(per_device)
+  if per_device % grad_chunks:
+    raise errors.ConfigError(
+        f'config.grad_chunks={grad_chunks} is invalid on {mesh.size} devices: '
+        f'accepted is None (automatic) or a divisor of the per-device batch '
+        f'{per_device} (config.batch_size={config.batch_size} / {mesh.size}).')
   tx = optimizers.from_config(config, config.num_epochs * steps_per_epoch)
   checkpointing.check_workdir(config, workdir)
 
   init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
   state = create_train_state(init_rng, model, tx, train.images.shape[1:],
                              data_rng, ema=config.ema_decay is not None)
+  # Every process computed the same state from the seed; each places its
+  # devices' copies.
+  state = distributed.place(state, distributed.replicated(mesh))
   checkpoints = checkpointing.Checkpoints(workdir, config.keep_checkpoints)
   if resume:
     restored = checkpoints.restore_latest(state)
@@ -631,11 +704,11 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
       logging.info('resuming from step %d (epoch %d, batch %d) in %s',
                    int(state.step), int(state.epoch), int(state.position),
                    checkpoints.directory)
-  train, test = jax.device_put((train, test))
+  train = distributed.place(train, distributed.replicated(mesh))
   return Run(config=config, workdir=workdir, train=train, test=test,
              eval_name=eval_name, state=state,
              steps_per_epoch=steps_per_epoch, grad_chunks=grad_chunks,
-             options=options, checkpoints=checkpoints)
+             options=options, checkpoints=checkpoints, mesh=mesh)
 
 
 def _save(run: Run, state: TrainState) -> None:
@@ -678,9 +751,12 @@ def train_epoch(
   epoch, position, step = int(state.epoch), int(state.position), int(
       state.step)
   every = config.checkpoint_every_steps
-  batch_indices = epoch_batches(jax.random.wrap_key_data(state.data_key),
-                                epoch, len(run.train.labels),
-                                config.batch_size)[position:]
+  # Every process draws the whole order from the seed on its own device (a
+  # few kB), then feeds only its devices' columns of each batch.
+  order = epoch_batches(jax.random.wrap_key_data(np.asarray(state.data_key)),
+                        epoch, len(run.train.labels), config.batch_size)
+  batch_indices = distributed.feed(np.asarray(order)[position:], run.mesh,
+                                   axis=1)
   pending = None
   # Steps and batch position dispatched so far; the device may still be
   # running the last group.
@@ -699,7 +775,8 @@ def train_epoch(
 
   for group in _dispatch_groups(batch_indices, config.steps_per_dispatch):
     state, metrics = train_steps(state, run.train.images, run.train.labels,
-                                 group, run.grad_chunks, run.options)
+                                 group, run.grad_chunks, run.options,
+                                 run.mesh)
     if pending is not None:
       collect(pending)
     pending = metrics
@@ -744,9 +821,10 @@ def train_and_evaluate(
   log = metrics_log.RunLog(workdir, run.step, config.log_every_steps,
                            config.progress_every_s)
   logging.info('Training on %s (%d train / %d test examples), %d steps per '
-               'epoch, %d gradient chunks per batch, devices: %s',
-               config.dataset, len(run.train.labels), len(run.test.labels),
-               run.steps_per_epoch, run.grad_chunks, jax.devices())
+               'epoch, %d gradient chunks per device batch, %d devices in %d '
+               'process(es): %s', config.dataset, len(run.train.labels),
+               len(run.test.labels), run.steps_per_epoch, run.grad_chunks,
+               run.mesh.size, jax.process_count(), run.mesh.devices.tolist())
   try:
     with StopRequest() as stop:
       while int(state.epoch) <= config.num_epochs:
@@ -755,7 +833,8 @@ def train_and_evaluate(
         done_before = int(state.position)
         with tqdm.tqdm(total=run.steps_per_epoch, initial=done_before,
                        desc=f'epoch {epoch}', unit='step',
-                       disable=None if config.progress_bar else True,
+                       disable=(None if config.progress_bar and
+                                jax.process_index() == 0 else True),
                        leave=False) as progress:
           state = train_epoch(run, state, log, stop, progress)
         epoch_time = time.perf_counter() - start

@@ -81,4 +81,11 @@ def get_config() -> ml_collections.ConfigDict:
   config.log_every_steps = 50
   # A progress line (step, loss, images/s) at most this often, in seconds.
   config.progress_every_s = 10.0
+  # Data parallelism (distributed.py): devices per process (None: all local
+  # devices), and for several processes the coordinator's 'host:port' (or
+  # 'auto' on a cluster scheduler), the process count and this process's id.
+  config.num_devices = config_dict.placeholder(int)
+  config.coordinator_address = config_dict.placeholder(str)
+  config.num_processes = config_dict.placeholder(int)
+  config.process_id = config_dict.placeholder(int)
   return config

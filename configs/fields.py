@@ -68,6 +68,13 @@ HELP = {
                        'steps (0: never)',
     'progress_every_s': 'log a progress line (step, loss, images/s) at most '
                         'this often, in seconds',
+    'num_devices': 'devices per process the global batch is split over; '
+                   'None: all local devices',
+    'coordinator_address': 'several processes: process 0\'s host:port, or '
+                           'auto on a cluster scheduler; None: one process',
+    'num_processes': 'several processes: how many take part (with '
+                     'coordinator_address)',
+    'process_id': 'several processes: this one\'s id, 0 to num_processes - 1',
     'optimizers': 'compare: the registry optimizers to compare, e.g. '
                   '"(\'adam\',\'sgd\')"',
     'learning_rates.*': 'compare: this optimizer\'s fixed learning rate; None: '

@@ -1,0 +1,197 @@
+"""Data parallelism on JAX's SPMD machinery: processes, the mesh, placement.
+
+One process per host joins the others through `jax.distributed.initialize`
+(`initialize`); the devices every process lends form a one-axis mesh named
+'data' (`make_mesh`). The trainer keeps one program for any mesh: parameters
+and optimizer state are replicated (`replicated`, `place`), every global
+batch is split along 'data' (`batch_sharding`), and each process hands JAX
+only the rows of a global array that its own devices hold (`feed`). XLA's
+partitioner inserts the gradient all-reduce; nothing here communicates by
+hand.
+
+Mesh axes are `AxisType.Auto` (the compiler chooses intermediate shardings
+from the ones given at the edges), not the Explicit default of
+`jax.make_mesh`: the trainer states the shardings of its inputs and outputs
+and leaves the rest to XLA, so the single-device code runs unchanged.
+"""
+
+from typing import Any, Optional
+
+import jax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+import ml_collections
+import numpy as np
+
+import errors
+
+DATA_AXIS = 'data'
+# --config.coordinator_address=auto: let JAX read the coordinator, process
+# count and id from the cluster scheduler's environment (SLURM, Open MPI,
+# Kubernetes, Cloud TPU).
+AUTO = 'auto'
+
+
+def _wants_processes(config: ml_collections.ConfigDict) -> bool:
+  """Whether the config asks for a multi-process run."""
+  return (config.get('coordinator_address') is not None or
+          (config.get('num_processes') or 1) > 1)
+
+
+def initialize(config: ml_collections.ConfigDict) -> None:
+  """Joins the processes of a multi-process run; a no-op for one process.
+
+  Must run before anything touches a device (main.py calls it before the
+  task; train.setup again, which is then a no-op). On CPU the processes'
+  collectives go over TCP through gloo, JAX's default CPU collectives.
+
+  Args:
+    config: reads coordinator_address ('host:port', 'auto' or None),
+      num_processes and process_id.
+
+  Raises:
+    errors.ConfigError: on inconsistent or out-of-range fields.
+  """
+  if not _wants_processes(config):
+    if config.get('process_id') not in (None, 0):
+      raise errors.ConfigError(
+          f'config.process_id={config.process_id!r} needs '
+          'config.num_processes > 1 and config.coordinator_address.')
+    return
+  address = config.get('coordinator_address')
+  count, index = config.get('num_processes'), config.get('process_id')
+  if address is None:
+    raise errors.ConfigError(
+        f'config.num_processes={count} needs config.coordinator_address: '
+        "'host:port' of process 0, or 'auto' on a cluster scheduler.")
+  if address != AUTO:
+    host, _, port = address.rpartition(':')
+    if not host or not port.isdigit():
+      raise errors.ConfigError(
+          f'config.coordinator_address={address!r} is invalid: accepted is '
+          "'host:port' (process 0's address and a free port) or 'auto'.")
+    for name, value, low in (('num_processes', count, 1),
+                             ('process_id', index, 0)):
+      if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise errors.ConfigError(
+            f'config.{name}={value!r} is invalid: accepted is an integer >= '
+            f'{low} (required with a coordinator_address other than auto).')
+    if index >= count:
+      raise errors.ConfigError(
+          f'config.process_id={index} is invalid: accepted is 0 to '
+          f'config.num_processes - 1 = {count - 1}.')
+  if jax.distributed.is_initialized():
+    return
+  jax.distributed.initialize(
+      coordinator_address=None if address == AUTO else address,
+      num_processes=count, process_id=index)
+
+
+def make_mesh(num_devices: Optional[int] = None) -> Mesh:
+  """A one-axis ('data') mesh of num_devices local devices per process.
+
+  Args:
+    num_devices: devices each process lends; None: all its local devices.
+
+  Returns:
+    The mesh over every process's devices, ordered by process, so that each
+    process holds one contiguous block of every batch.
+
+  Raises:
+    errors.ConfigError: if num_devices is not in 1..jax.local_device_count().
+  """
+  local = jax.local_device_count()
+  if num_devices is None:
+    num_devices = local
+  if (not isinstance(num_devices, int) or isinstance(num_devices, bool) or
+      not 1 <= num_devices <= local):
+    raise errors.ConfigError(
+        f'config.num_devices={num_devices!r} is invalid: accepted is None (all)'
+        f' or 1 to {local} (the {jax.default_backend()} devices of this '
+        'process).')
+  by_process = {}
+  for device in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
+    by_process.setdefault(device.process_index, []).append(device)
+  devices = [d for p in sorted(by_process) for d in by_process[p][:num_devices]]
+  return jax.make_mesh((len(devices),), (DATA_AXIS,),
+                       axis_types=(AxisType.Auto,), devices=devices)
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  """A full copy on every device of the mesh."""
+  return NamedSharding(mesh, P())
+
+
+def batch_sharding(mesh: Mesh, axis: int = 0) -> NamedSharding:
+  """Dimension `axis` split along 'data'; the other dimensions whole."""
+  return NamedSharding(mesh, P(*([None] * axis), DATA_AXIS))
+
+
+def mesh_of(tree: Any) -> Optional[Mesh]:
+  """The mesh the first array of `tree` is placed on (None if none)."""
+  for leaf in jax.tree.leaves(tree):
+    sharding = getattr(leaf, 'sharding', None)
+    if isinstance(sharding, NamedSharding):
+      return sharding.mesh
+  return None
+
+
+def place(tree: Any, sharding: NamedSharding) -> Any:
+  """Places a value every process holds whole as global arrays on the mesh.
+
+  Each process copies only the pieces its own devices hold. Works from
+  NumPy arrays and from single-device or fully replicated jax.Arrays.
+
+  Args:
+    tree: a pytree of arrays, identical on every process.
+    sharding: the sharding of every leaf.
+
+  Returns:
+    The same pytree of global jax.Arrays.
+  """
+
+  def put(leaf):
+    """One leaf as a global array."""
+    value = np.asarray(leaf)
+    return jax.make_array_from_callback(value.shape, sharding,
+                                        lambda index: value[index])
+
+  return jax.tree.map(put, tree)
+
+
+def local_rows(mesh: Mesh, num_rows: int) -> slice:
+  """The rows of a num_rows batch (split along 'data') this process holds."""
+  indices = batch_sharding(mesh).addressable_devices_indices_map((num_rows,))
+  starts = sorted(index[0].indices(num_rows)[:2] for index in indices.values())
+  # make_mesh orders devices by process, so a process's rows are contiguous.
+  for (_, stop), (start, _) in zip(starts, starts[1:]):
+    assert stop == start, f'rows {starts} of this process are not contiguous'
+  return slice(starts[0][0], starts[-1][1])
+
+
+def feed(tree: Any, mesh: Optional[Mesh], axis: int = 0) -> Any:
+  """Global arrays split along 'data' at `axis`, from each process's rows.
+
+  Every process passes the same global values; each hands JAX only its own
+  block along `axis` (`jax.make_array_from_process_local_data`), as a data
+  loader that reads only its shard would.
+
+  Args:
+    tree: a pytree of host arrays whose dimension `axis` is the batch.
+    mesh: the mesh; None returns plain arrays on the default device.
+    axis: the batch dimension.
+
+  Returns:
+    The pytree of global jax.Arrays.
+  """
+  if mesh is None:
+    return jax.tree.map(jax.numpy.asarray, tree)
+  sharding = batch_sharding(mesh, axis)
+
+  def put(leaf):
+    """One leaf's process-local block, assembled into the global array."""
+    value = np.asarray(leaf)
+    rows = local_rows(mesh, value.shape[axis])
+    local = value[(slice(None),) * axis + (rows,)]
+    return jax.make_array_from_process_local_data(sharding, local, value.shape)
+
+  return jax.tree.map(put, tree)
