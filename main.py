@@ -231,6 +231,11 @@ def main(argv: Sequence[str]) -> None:
   workdir = os.path.expanduser(FLAGS.workdir)
   quiet_logs()
   try:
+    if 'coordinator_address' in config:
+      # Joins a multi-process run (a no-op for one process) before anything
+      # touches a device, as jax.distributed.initialize requires.
+      import distributed  # pylint: disable=g-import-not-at-top
+      distributed.initialize(config)
     task_function(config.task, FLAGS.mode)(config, workdir)
   except errors.InterruptedRun as e:
     print(f'Stopped: {e}', file=sys.stderr)
