@@ -467,68 +467,119 @@ def write_table(stem: str, header: Sequence[str],
   writers.write_table(stem, header, rows)
 
 
-def write_figures(workdir: str, labels: dict[str, str],
-                  results: dict[str, list[Result]], smoothing: float,
-                  target: float, dpi: int) -> list[str]:
-  """Draws loss.png and accuracy.png; returns their paths."""
+def _new_figure(dpi: int):
+  """A constrained-layout figure on its own Agg canvas, and its axes."""
   # Imported here: matplotlib loads only when a figure is drawn.
   from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
   from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  fig = Figure(figsize=(9.0, 4.5), dpi=dpi, layout='constrained')
+  FigureCanvasAgg(fig)
+  return fig, fig.add_subplot()
+
+
+def _spread(label_text: str, seeds: int) -> str:
+  """The legend label, saying what the band shows when there is one."""
+  return label_text + (f' (mean, min-max of {seeds} seeds)' if seeds > 1
+                       else '')
+
+
+def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
+                                       Sequence[np.ndarray]]],
+                smoothing: float, dpi: int):
+  """Training loss versus step, log y: raw mean faint, smoothed mean, band.
+
+  Args:
+    series: (label, per-seed steps, per-seed losses) per curve; the seeds are
+      cut to their shortest common length.
+    smoothing: the EMA weight of the smoothed curve (see smooth).
+    dpi: the resolution.
+
+  Returns:
+    The matplotlib figure.
+  """
   from playground import figures  # pylint: disable=g-import-not-at-top
-
-  def new_figure():
-    fig = Figure(figsize=(9.0, 4.5), dpi=dpi, layout='constrained')
-    FigureCanvasAgg(fig)
-    return fig, fig.add_subplot()
-
-  loss_fig, loss_ax = new_figure()
-  acc_fig, acc_ax = new_figure()
-  for i, (name, runs) in enumerate(results.items()):
+  fig, ax = _new_figure(dpi)
+  for i, (text, steps, losses) in enumerate(series):
+    length = min(len(l) for l in losses)
+    if not length:
+      continue
     style = figures.style(i)
+    raw = np.array([l[:length] for l in losses])
+    smoothed = np.array([smooth(c, smoothing) for c in raw])
+    x = steps[0][:length]
+    ax.plot(x, raw.mean(0), color=style['color'], alpha=0.2, linewidth=0.5)
+    ax.plot(x, smoothed.mean(0), label=_spread(text, len(losses)), **style)
+    if len(losses) > 1:
+      ax.fill_between(x, smoothed.min(0), smoothed.max(0),
+                      color=style['color'], alpha=0.15)
+  ax.set_yscale('log')
+  ax.set_xlabel('step')
+  ax.set_ylabel('training loss')
+  ax.set_title(f'Training loss (smoothed, EMA weight {smoothing:g}; raw mean '
+               'over seeds faint)')
+  ax.grid(True, which='major', alpha=0.3)
+  fig.legend(fontsize='small', loc='outside right center')
+  return fig
+
+
+def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
+                    target: float, dpi: int, metric: str = 'test accuracy'):
+  """Accuracy after each epoch: the mean over seeds and its min-max band.
+
+  Args:
+    series: (label, per-seed accuracies from epoch 1) per curve; the seeds
+      are cut to their shortest common length.
+    target: drawn as a dashed horizontal line.
+    dpi: the resolution.
+    metric: the y axis's name.
+
+  Returns:
+    The matplotlib figure.
+  """
+  from playground import figures  # pylint: disable=g-import-not-at-top
+  fig, ax = _new_figure(dpi)
+  for i, (text, curves) in enumerate(series):
+    epochs = min(len(c) for c in curves)
+    if not epochs:
+      continue
+    style = figures.style(i)
+    values = np.array([c[:epochs] for c in curves])
+    x = np.arange(1, epochs + 1)
+    ax.plot(x, values.mean(0), marker='o', label=_spread(text, len(curves)),
+            **style)
+    if len(curves) > 1:
+      ax.fill_between(x, values.min(0), values.max(0), color=style['color'],
+                      alpha=0.15)
+  ax.axhline(target, color='grey', linewidth=0.8, linestyle='--',
+             label=f'target {target:g}')
+  ax.set_xlabel('epoch')
+  ax.set_ylabel(metric)
+  ax.set_title(f'{metric[0].upper()}{metric[1:]} after each epoch (mean over '
+               'seeds)')
+  ax.grid(True, which='major', alpha=0.3)
+  fig.legend(fontsize='small', loc='outside right center')
+  return fig
+
+
+def write_figures(workdir: str, labels: dict[str, str],
+                  results: dict[str, list[Result]], smoothing: float,
+                  target: float, dpi: int) -> list[str]:
+  """Draws loss.png and accuracy.png from the runs; returns their paths."""
+  from playground import figures  # pylint: disable=g-import-not-at-top
+  losses, accuracies = [], []
+  for name, runs in results.items():
     finished = [r for r in runs if not r.diverged and r.rows]
     if not finished:
       continue
     curves = [step_losses(r.workdir) for r in finished]
-    length = min(len(losses) for _, losses in curves)
-    spread = (f' (mean, min-max of {len(finished)} seeds)'
-            if len(finished) > 1 else '')
-    if length:
-      steps = curves[0][0][:length]
-      raw = np.array([losses[:length] for _, losses in curves])
-      smoothed = np.array([smooth(c, smoothing) for c in raw])
-      loss_ax.plot(steps, raw.mean(0), color=style['color'], alpha=0.2,
-                   linewidth=0.5)
-      loss_ax.plot(steps, smoothed.mean(0), label=labels[name] + spread,
-                   **style)
-      if len(finished) > 1:
-        loss_ax.fill_between(steps, smoothed.min(0), smoothed.max(0),
-                             color=style['color'], alpha=0.15)
-    epochs = min(len(r.rows) for r in finished)
-    x = [row['epoch'] for row in finished[0].rows[:epochs]]
-    accuracy = np.array([[row['test_accuracy'] for row in r.rows[:epochs]]
-                         for r in finished])
-    acc_ax.plot(x, accuracy.mean(0), marker='o', label=labels[name] + spread,
-                **style)
-    if len(finished) > 1:
-      acc_ax.fill_between(x, accuracy.min(0), accuracy.max(0),
-                          color=style['color'], alpha=0.15)
-  loss_ax.set_yscale('log')
-  loss_ax.set_xlabel('step')
-  loss_ax.set_ylabel('training loss')
-  loss_ax.set_title(f'Training loss (smoothed, EMA weight {smoothing:g}; raw '
-                    'mean over seeds faint)')
-  acc_ax.axhline(target, color='grey', linewidth=0.8, linestyle='--',
-                 label=f'target {target:g}')
-  acc_ax.set_xlabel('epoch')
-  acc_ax.set_ylabel('test accuracy')
-  acc_ax.set_title('Test accuracy after each epoch (mean over seeds)')
-  for fig, ax in ((loss_fig, loss_ax), (acc_fig, acc_ax)):
-    ax.grid(True, which='major', alpha=0.3)
-    fig.legend(fontsize='small', loc='outside right center')
+    losses.append((labels[name], [c[0] for c in curves],
+                   [c[1] for c in curves]))
+    accuracies.append((labels[name], [[row['test_accuracy'] for row in r.rows]
+                                      for r in finished]))
   paths = [os.path.join(workdir, 'loss.png'),
            os.path.join(workdir, 'accuracy.png')]
-  figures.save_png(loss_fig, paths[0])
-  figures.save_png(acc_fig, paths[1])
+  figures.save_png(loss_figure(losses, smoothing, dpi), paths[0])
+  figures.save_png(accuracy_figure(accuracies, target, dpi), paths[1])
   return paths
 
 
