@@ -23,6 +23,7 @@ from typing import Any, Optional
 
 from absl import logging
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -135,11 +136,15 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     errors.WorkdirError: naming the differing fields and how to start afresh.
   """
   os.makedirs(workdir, exist_ok=True)
-  if config.get('restart', False):
+  if config.get('restart', False) and jax.process_index() == 0:
     moved = move_aside(workdir)
     if moved:
       logging.info('restart: moved the previous run in %s to %s', workdir,
                    moved)
+  if jax.process_count() > 1:
+    # In a multi-process run only process 0 moves the old run aside; the
+    # others look at the workdir once it has.
+    multihost_utils.sync_global_devices('checkpointing.check_workdir')
   path = os.path.join(workdir, CONFIG_FILE)
   current = _as_json_dict(config)
   if os.path.exists(os.path.join(workdir, CHECKPOINT_DIR)) and os.path.exists(
@@ -159,8 +164,11 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
           'another --workdir, or pass --config.restart=True to move the old '
           'run aside and start afresh.')
   if jax.process_index() == 0:
-    with open(path, 'w') as f:
+    # Replaced in one step: the other processes of a multi-process run may be
+    # reading it above at this moment, and must never see it half written.
+    with open(path + '.tmp', 'w') as f:
       f.write(config.to_json_best_effort(indent=2))
+    os.replace(path + '.tmp', path)
 
 
 class Checkpoints:
