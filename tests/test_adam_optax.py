@@ -7,6 +7,7 @@ cost one compilation each.
 
 import doctest
 import functools
+import inspect
 import math
 import re
 
@@ -78,17 +79,19 @@ def _run(tx, params, grads, state_fn=lambda state: state):
 
 
 def _assert_trees_close(actual, expected, rtol, atol=0.0):
-  """Leaf-by-leaf allclose in float64, leaves in flattening order.
+  """Same tree structure (state classes included), leaves allclose in float64.
 
-  Structures are not compared: our state classes are not Optax's, but their
-  fields (count, mu, nu[, nu_max]) flatten in the same order.
+  rtol=0 and atol=0 ask for bit-identical leaves.
   """
+  assert jax.tree.structure(actual) == jax.tree.structure(expected)
   actual, expected = jax.tree.leaves(actual), jax.tree.leaves(expected)
   assert len(actual) == len(expected)
   for a, e in zip(actual, expected):
     assert jnp.shape(a) == jnp.shape(e)
-    np.testing.assert_allclose(np.asarray(a, np.float64),
-                               np.asarray(e, np.float64), rtol=rtol, atol=atol)
+    wide = np.complex128 if np.iscomplexobj(a) or np.iscomplexobj(e) else (
+        np.float64)
+    np.testing.assert_allclose(np.asarray(a, wide), np.asarray(e, wide),
+                               rtol=rtol, atol=atol)
 
 
 def _paper_adam(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
@@ -186,8 +189,17 @@ _OPTIMIZERS = {
         functools.partial(optax.adamw, weight_decay=0.1,
                           mask=_decay_matrices)),
     'nadam': (adam_optax.nadam, optax.nadam),
+    'nadamw': (functools.partial(adam_optax.nadamw, weight_decay=0.1),
+               functools.partial(optax.nadamw, weight_decay=0.1)),
     'amsgrad': (adam_optax.amsgrad, optax.amsgrad),
+    'amsgrad_uncorrected': (
+        functools.partial(adam_optax.amsgrad, bias_correction_mu=False,
+                          bias_correction_nu=False),
+        functools.partial(optax.amsgrad, bias_correction_mu=False,
+                          bias_correction_nu=False)),
     'adamax': (adam_optax.adamax, optax.adamax),
+    'adamaxw': (functools.partial(adam_optax.adamaxw, weight_decay=0.1),
+                functools.partial(optax.adamaxw, weight_decay=0.1)),
 }
 
 # Hyperparameter sets; the learning rate is 1e-2 unless given.
@@ -212,6 +224,9 @@ _PARITY_CASES = {
     'adamw_mask_tree': ['b1_b2_eps'],
     'adamw_mask_callable': ['mu_float32'],
     'adamax': ['defaults', 'b1_b2_eps', 'schedule'],
+    'nadamw': ['defaults'],
+    'amsgrad_uncorrected': ['defaults', 'b1_b2_eps'],
+    'adamaxw': ['schedule'],
 }
 
 
@@ -227,33 +242,180 @@ def _round_mu(state, dtype):
     for opt, hps in _PARITY_CASES.items() for hp in hps
 ])
 def test_parity_with_optax(opt, kwargs):
-  """1,000 steps give Optax's params and state to rtol 1e-6 in float32.
+  """1,000 steps give Optax's params and state bit for bit in float32.
 
   bfloat16 mu: Optax computes b1 * mu_{t-1} in bfloat16 (a Python float times a
   bf16 array stays bf16) where we upcast to float32 first, so the two are not
   comparable bit for bit. The reference there is Optax with a float32 mu that
   is rounded to bfloat16 after every step: float32 arithmetic, bf16 storage,
-  which is what we claim to do.
+  which is what we claim to do; it agrees to rtol 1e-6.
   """
   ours, theirs = _OPTIMIZERS[opt]
   kwargs = {'learning_rate': 1e-2, **kwargs}
-  ref_kwargs, state_fn = kwargs, lambda state: state
+  ref_kwargs, state_fn, rtol = kwargs, lambda state: state, 0.0
   if kwargs.get('mu_dtype') == jnp.bfloat16:
     ref_kwargs = {**kwargs, 'mu_dtype': None}
     state_fn = functools.partial(_round_mu, dtype=jnp.bfloat16)
+    rtol = 1e-6
   params = _params()
   grads = _grads(params, STEPS)
 
   (p_ours, s_ours), _ = _run(ours(**kwargs), params, grads)
   (p_ref, s_ref), _ = _run(theirs(**ref_kwargs), params, grads, state_fn)
 
-  _assert_trees_close(p_ours, p_ref, rtol=1e-6)
-  _assert_trees_close(s_ours, s_ref, rtol=1e-6)
+  _assert_trees_close(p_ours, p_ref, rtol=rtol)
+  _assert_trees_close(s_ours, s_ref, rtol=rtol)
   # The comparison is meaningful: the params moved.
   assert not np.allclose(p_ours['dense']['w'], params['dense']['w'])
   if 'mu_dtype' in kwargs:
     mu_dtypes = {x.dtype for x in jax.tree.leaves(s_ours[0].mu)}
     assert mu_dtypes == {jnp.dtype(kwargs['mu_dtype'])}
+
+
+# ----------------------------------------------------------------------------
+# Drop-in for Optax: names, signatures, state types, compiled programs.
+
+# Optax's Adam family and ours, pairwise.
+_SAME_NAMES = ['scale_by_adam', 'scale_by_amsgrad', 'scale_by_adamax', 'adam',
+               'adamw', 'nadam', 'nadamw', 'amsgrad', 'adamax', 'adamaxw']
+
+
+def _split_signature(fn):
+  """(positional params, keyword-only params) of `fn` as [(name, default)]."""
+  params = inspect.signature(fn).parameters.values()
+  positional = [(p.name, p.default) for p in params
+                if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+  keyword_only = {p.name: p.default for p in params
+                  if p.kind is inspect.Parameter.KEYWORD_ONLY}
+  assert len(positional) + len(keyword_only) == len(params)  # No *args.
+  return positional, keyword_only
+
+
+@pytest.mark.parametrize('name', _SAME_NAMES)
+def test_signature_matches_optax(name):
+  """Optax's positional order and defaults; its keywords; extras keyword-only.
+
+  optax.nadam and optax.nadamw are functools.partial(..., nesterov=True), whose
+  signature shows nesterov as keyword-only with default True; ours too.
+  """
+  ours_positional, ours_keywords = _split_signature(getattr(adam_optax, name))
+  theirs_positional, theirs_keywords = _split_signature(getattr(optax, name))
+
+  assert ours_positional == theirs_positional
+  assert theirs_keywords.items() <= ours_keywords.items()
+  extras = set(ours_keywords) - set(theirs_keywords)
+  assert extras <= {'nu_dtype', 'amsgrad', 'bias_correction_mu',
+                    'bias_correction_nu'}
+  assert name in adam_optax.__all__
+
+
+def test_every_optax_adam_family_name_is_covered():
+  """Every public Optax name of the family has ours (and nothing is extra)."""
+  family = {n for n in dir(optax) if re.fullmatch(
+      r'(scale_by_)?(n?adamw?|amsgrad|adamaxw?)', n)}
+  assert family == set(_SAME_NAMES)
+  assert optax.nadam.keywords == optax.nadamw.keywords == {'nesterov': True}
+
+
+@pytest.mark.parametrize('tx, state_type', [
+    (adam_optax.scale_by_adam(), optax.ScaleByAdamState),
+    (adam_optax.scale_by_adam(nesterov=True), optax.ScaleByAdamState),
+    (adam_optax.scale_by_adam(amsgrad=True), optax.ScaleByAmsgradState),
+    (adam_optax.scale_by_amsgrad(), optax.ScaleByAmsgradState),
+    (adam_optax.scale_by_adamax(), optax.ScaleByAdamState),
+], ids=['adam', 'nadam', 'adam_amsgrad', 'amsgrad', 'adamax'])
+def test_state_is_optax_state(tx, state_type):
+  """Our state is Optax's NamedTuple, before and after an update."""
+  params = _params()
+  state = tx.init(params)
+  assert type(state) is state_type  # pylint: disable=unidiomatic-typecheck
+  _, state = jax.jit(tx.update)(params, state)
+  assert type(state) is state_type  # pylint: disable=unidiomatic-typecheck
+  assert adam_optax.ScaleByAdamState is optax.ScaleByAdamState
+  assert adam_optax.ScaleByAmsgradState is optax.ScaleByAmsgradState
+
+
+def test_optax_tree_utils_get_and_set_our_state():
+  """tree_get reads, tree_set writes our state inside a chain; both used on."""
+  tx = adam_optax.adamw(1e-2, weight_decay=0.1)
+  params = _params()
+  grads = _grads(params, 3)
+  step = _jitted_step(tx)
+  g = lambda i: jax.tree.map(lambda x: x[i], grads)
+  params, state = step(params, tx.init(params), g(0))
+
+  assert int(optax.tree_utils.tree_get(state, 'count')) == 1
+  mu = optax.tree_utils.tree_get(state, 'mu')
+  _assert_trees_close(mu, state[0].mu, rtol=0.0)
+  # Restart the first moment and step count, as when resetting an optimizer.
+  reset = optax.tree_utils.tree_set(state, mu=optax.tree.zeros_like(mu),
+                                    count=jnp.zeros([], jnp.int32))
+  assert type(reset[0]) is optax.ScaleByAdamState  # pylint: disable=unidiomatic-typecheck
+  assert int(reset[0].count) == 0
+  _assert_trees_close(reset[0].nu, state[0].nu, rtol=0.0)
+  _, after_reset = step(params, reset, g(1))
+
+  # Optax's adamw continues from the same (reset) state to the same result.
+  ref_updates, ref_state = optax.adamw(1e-2, weight_decay=0.1).update(
+      g(1), reset, params)
+  _assert_trees_close(after_reset, ref_state, rtol=1e-6)
+  assert int(optax.tree_utils.tree_get(after_reset, 'count')) == 1
+  del ref_updates
+
+
+@pytest.mark.parametrize('name', ['scale_by_adam', 'scale_by_amsgrad',
+                                  'scale_by_adamax'])
+def test_optax_continues_from_our_state_and_we_from_theirs(name):
+  """Switching implementations mid-run changes nothing (same state types)."""
+  ours, theirs = getattr(adam_optax, name)(), getattr(optax, name)()
+  params = _params()
+  grads = _grads(params, 4)
+  g = lambda i: jax.tree.map(lambda x: x[i], grads)
+  state = theirs.init(params)
+  for i in range(4):
+    # Alternate: ours on even steps, Optax's on odd, vs Optax's throughout.
+    tx = ours if i % 2 == 0 else theirs
+    updates, state = jax.jit(tx.update)(g(i), state)
+  ref_state = theirs.init(params)
+  for i in range(4):
+    ref_updates, ref_state = jax.jit(theirs.update)(g(i), ref_state)
+  _assert_trees_close(state, ref_state, rtol=0.0)
+  _assert_trees_close(updates, ref_updates, rtol=0.0)
+
+
+def _compiled_program(tx, params):
+  """The optimized HLO of a jitted update + apply, without names/metadata."""
+  grads = jax.tree.map(lambda x: jnp.full_like(x, 1e-3), params)
+
+  def step(params, state, grads):
+    """One step."""
+    updates, state = tx.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
+
+  text = jax.jit(step).lower(params, tx.init(params), grads).compile().as_text()
+  lines = text.splitlines()
+  first = next(i for i, line in enumerate(lines)
+               if line.startswith(('%', 'ENTRY')))
+  text = re.sub(r', metadata=\{[^}]*\}', '', '\n'.join(lines[first:]))
+  return sorted(re.sub(r'%[\w.\-]+', '%', text).splitlines())
+
+
+@pytest.mark.parametrize('opt', ['adam', 'adamw', 'nadam', 'nadamw',
+                                 'amsgrad', 'amsgrad_uncorrected', 'adamax',
+                                 'adamaxw'])
+def test_compiled_program_equals_optax(opt):
+  """Default float32 settings compile to Optax's program: same cost, bits."""
+  ours, theirs = _OPTIMIZERS[opt]
+  params = {'w': jnp.ones((3, 4)), 'b': jnp.ones(4)}
+  assert (_compiled_program(ours(learning_rate=1e-3), params)
+          == _compiled_program(theirs(learning_rate=1e-3), params))
+
+
+def test_compiled_program_comparison_sees_a_difference():
+  """The comparison above is not vacuous: a different eps changes it."""
+  params = {'w': jnp.ones((3, 4))}
+  assert (_compiled_program(adam_optax.adam(1e-3, eps=1e-6), params)
+          != _compiled_program(optax.adam(1e-3), params))
 
 
 # ----------------------------------------------------------------------------
@@ -643,6 +805,403 @@ def test_count_is_int32_and_saturates(tx):
 
 
 # ----------------------------------------------------------------------------
+# Complex parameters.
+
+
+def _numpy_adam(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
+                *, nesterov=False, amsgrad=False, bias_correction_mu=True,
+                bias_correction_nu=True, weight_decay=0.0):
+  """The Adam family in NumPy (float64 or complex128), from the papers.
+
+  Written independently of adam_optax: |g|^2 is np.abs(g)**2, and the
+  variants are switched on by the flags: NAdam (Dozat 2016, as in Optax),
+  AMSGrad over the (maybe corrected) v, decoupled weight decay, and each bias
+  correction on or off (Kingma & Ba's section 6.4 ablation turns both off).
+
+  Returns:
+    The params after every step, stacked.
+  """
+  m = np.zeros_like(theta)
+  v = np.zeros(theta.shape)
+  v_max = np.zeros(theta.shape)
+  trajectory = []
+  for t, g in enumerate(grads, start=1):
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * np.abs(g)**2
+    c1 = 1 - b1**t if bias_correction_mu else 1.0
+    c1_next = 1 - b1**(t + 1) if bias_correction_mu else 1.0
+    v_hat = v / (1 - b2**t) if bias_correction_nu else v
+    if amsgrad:
+      v_max = np.maximum(v_max, v_hat)
+      v_hat = v_max
+    if nesterov:
+      m_hat = b1 * m / c1_next + (1 - b1) * g / c1
+    else:
+      m_hat = m / c1
+    direction = m_hat / (np.sqrt(v_hat + eps_root) + eps)
+    theta = theta - lr * (direction + weight_decay * theta)
+    trajectory.append(theta)
+  return np.stack(trajectory)
+
+
+def _numpy_adamax(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
+  """Adamax in NumPy with |g| the modulus, for real or complex params."""
+  m = np.zeros_like(theta)
+  u = np.zeros(theta.shape)
+  trajectory = []
+  for t, g in enumerate(grads, start=1):
+    m = b1 * m + (1 - b1) * g
+    u = np.maximum(b2 * u, np.abs(g) + eps)
+    theta = theta - lr * m / ((1 - b1**t) * u)
+    trajectory.append(theta)
+  return np.stack(trajectory)
+
+
+def _complex_normal(rng, shape):
+  """Standard complex normal samples, complex128."""
+  return rng.normal(size=shape) + 1j * rng.normal(size=shape)
+
+
+# name -> (ours, the NumPy reference), called with the same arguments.
+_COMPLEX_REFERENCES = {
+    'adam': (adam_optax.adam, _numpy_adam),
+    'adamw': (functools.partial(adam_optax.adamw, weight_decay=0.1),
+              functools.partial(_numpy_adam, weight_decay=0.1)),
+    'nadam': (adam_optax.nadam, functools.partial(_numpy_adam, nesterov=True)),
+    'amsgrad': (adam_optax.amsgrad,
+                functools.partial(_numpy_adam, amsgrad=True)),
+    'adamax': (adam_optax.adamax, _numpy_adamax),
+}
+
+
+@pytest.mark.parametrize('x64, rtol', [(True, 1e-11), (False, 2e-5)],
+                         ids=['complex128', 'complex64'])
+@pytest.mark.parametrize('opt', list(_COMPLEX_REFERENCES))
+def test_complex_update_matches_numpy(opt, x64, rtol):
+  """1,000 complex steps equal the NumPy reference; nu is real-valued.
+
+  The gradients grow then shrink so that AMSGrad's maximum and Adamax's
+  infinity norm both bite. In complex64 the accumulated rounding is ~1e-6 of
+  the params' size, hence rtol 2e-5 on differences measured against it.
+  """
+  ours, reference = _COMPLEX_REFERENCES[opt]
+  rng = np.random.default_rng(0)
+  theta0 = _complex_normal(rng, 7)
+  scale = np.where(np.arange(STEPS) < 100, 3.0, 0.3)[:, None]
+  grads = scale * _complex_normal(rng, (STEPS, 7))
+  expected = reference(theta0, grads, 1e-2)
+  with jax.enable_x64(x64):
+    dtype = jnp.complex128 if x64 else jnp.complex64
+    tx = ours(1e-2)
+    (_, state), trajectory = _run(tx, jnp.asarray(theta0, dtype),
+                                  jnp.asarray(grads, dtype))
+  assert trajectory.dtype == dtype
+  assert state[0].mu.dtype == dtype
+  assert state[0].nu.dtype == jnp.finfo(dtype).dtype  # float64 / float32
+  if opt == 'amsgrad':
+    assert state[0].nu_max.dtype == jnp.finfo(dtype).dtype
+  # Relative to the params' overall size: elements that pass near zero would
+  # make an element-wise rtol meaningless.
+  error = np.max(np.abs(np.asarray(trajectory) - expected))
+  assert error <= rtol * np.max(np.abs(expected))
+  # Imaginary parts moved independently of the real parts.
+  assert np.abs((np.asarray(trajectory)[-1] - theta0).imag).min() > 1e-3
+
+
+def _complex_params(dtype=jnp.complex64, steps=None, seed=0):
+  """A pytree shaped like _params() with complex normal leaves.
+
+  Made with NumPy (no compilation per shape and dtype, as jax.random would
+  need). With `steps`, each leaf gets a leading axis of that length (a
+  gradient stack for _run).
+  """
+  rng = np.random.default_rng(seed)
+  lead = () if steps is None else (steps,)
+  leaf = lambda *shape: jnp.asarray(_complex_normal(rng, lead + shape), dtype)
+  return {'dense': {'w': leaf(3, 4), 'b': leaf(4)},
+          'conv': (leaf(2, 3, 2), leaf())}
+
+
+# nadamw and adamaxw add nothing complex-specific to nadam and adamax + adamw.
+_COMPLEX_OPTAX = ['adam', 'adamw', 'nadam', 'amsgrad', 'adamax']
+
+
+@pytest.mark.parametrize('x64', [False, True], ids=['complex64', 'complex128'])
+@pytest.mark.parametrize('opt', _COMPLEX_OPTAX)
+def test_complex_parity_with_optax(opt, x64):
+  """1,000 jitted complex steps give Optax's params and moments.
+
+  Optax keeps nu (and nu_max, and Adamax's u) in a complex array whose
+  imaginary part stays 0; we keep it in the real dtype. The two programs
+  round differently where Optax does complex arithmetic on those zero
+  imaginary parts, so they are not bit-identical (Adamax is). Measured after
+  1,000 complex64 steps: params within 3.4e-7 and nu within 1.6e-6 of
+  Optax's, relative to each leaf's largest element, while each nu is ~6e-6
+  from the exact float64 value, Optax's as much as ours. Tolerances: 2e-6
+  (params, mu) and 1e-5 (nu) in complex64, 1e-13 in complex128.
+  """
+  ours, theirs = _OPTIMIZERS[opt]
+  with jax.enable_x64(x64):
+    dtype = jnp.complex128 if x64 else jnp.complex64
+    params = _complex_params(dtype)
+    grads = _complex_params(dtype, steps=STEPS, seed=1)
+    (p_ours, s_ours), _ = _run(ours(learning_rate=1e-2), params, grads)
+    (p_ref, s_ref), _ = _run(theirs(learning_rate=1e-2), params, grads)
+
+  def close(actual, expected, rtol):
+    """Leaves close relative to each leaf's largest element."""
+    if x64:
+      rtol = 1e-13
+    for a, e in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
+      assert a.shape == e.shape
+      np.testing.assert_allclose(a, e, rtol=0,
+                                 atol=rtol * float(np.max(np.abs(e))))
+
+  close(p_ours, p_ref, 2e-6)
+  close(s_ours[0].mu, s_ref[0].mu, 2e-6)
+  for field in ('nu', 'nu_max') if 'amsgrad' in opt else ('nu',):
+    ours_nu = getattr(s_ours[0], field)
+    ref_nu = getattr(s_ref[0], field)
+    assert {x.dtype for x in jax.tree.leaves(ours_nu)} == {
+        jnp.finfo(dtype).dtype}
+    assert all(not np.any(x.imag) for x in jax.tree.leaves(ref_nu))
+    close(ours_nu, jax.tree.map(jnp.real, ref_nu), 1e-5)
+  assert not np.allclose(p_ours['dense']['w'], params['dense']['w'])
+
+
+def test_complex_second_moment_is_squared_modulus():
+  """One step: nu = (1 - b2) |g|^2, real; the update is m_hat / sqrt(v_hat)."""
+  g = jnp.array([3 + 4j, -1j, 2.0], jnp.complex64)
+  tx = adam_optax.scale_by_adam(b1=0.5, b2=0.75, eps=0.0)
+  updates, state = tx.update(g, tx.init(g))
+  np.testing.assert_allclose(state.nu, 0.25 * np.array([25.0, 1.0, 4.0]),
+                             rtol=1e-6)
+  np.testing.assert_allclose(state.mu, 0.5 * np.asarray(g), rtol=1e-6)
+  # Step 1: m_hat = g, v_hat = |g|^2, so the update is g / |g|.
+  np.testing.assert_allclose(updates, np.asarray(g) / np.abs(g), rtol=1e-6)
+
+
+def test_complex_minimisation():
+  """|z - c|^2 with conjugated gradients (as in Optax's tests): z -> c."""
+  c = jnp.array([1 + 2j, -3j, 0.5 - 0.5j], jnp.complex64)
+  loss = lambda z: jnp.sum(jnp.abs(z - c)**2)
+  tx = adam_optax.adam(0.1)
+
+  def step(carry, _):
+    """One step on the conjugated gradient."""
+    z, state = carry
+    updates, state = tx.update(jnp.conj(jax.grad(loss)(z)), state, z)
+    return (optax.apply_updates(z, updates), state), None
+
+  z0 = jnp.zeros(3, jnp.complex64)
+  (z, _), _ = jax.jit(lambda z: jax.lax.scan(step, (z, tx.init(z)), None,
+                                             length=500))(z0)
+  np.testing.assert_allclose(z, c, atol=1e-4)
+
+
+def test_complex_mu_dtype_with_real_params():
+  """mu_dtype='complex64' (accepted, as in Optax) on real params: same steps.
+
+  m_t stays real-valued in a complex array; the updates come back real, in
+  the gradients' dtype, and equal those of a real mu.
+  """
+  params = _params()
+  grads = jax.tree.map(lambda g: g[:20], _grads(params, STEPS))
+  (p_complex, s_complex), _ = _run(
+      adam_optax.adam(1e-2, mu_dtype='complex64'), params, grads)
+  (p_real, s_real), _ = _run(adam_optax.adam(1e-2), params, grads)
+  assert {x.dtype for x in jax.tree.leaves(s_complex[0].mu)} == {
+      jnp.dtype('complex64')}
+  assert {x.dtype for x in jax.tree.leaves(p_complex)} == {
+      jnp.dtype('float32')}
+  _assert_trees_close(p_complex, p_real, rtol=1e-6)
+  _assert_trees_close(jax.tree.map(jnp.real, s_complex[0].mu), s_real[0].mu,
+                      rtol=1e-6)
+
+
+def test_inject_hyperparams_with_complex_params():
+  """inject_hyperparams makes b1, b2, eps complex for complex params; fine.
+
+  Five steps, so that b1 and b2 matter (at step 1 they cancel out).
+  """
+  params = _complex_params()
+  grads = _complex_params(steps=5, seed=1)
+  tx = optax.inject_hyperparams(adam_optax.adam)(learning_rate=0.1, b1=0.5,
+                                                 b2=0.9)
+  assert tx.init(params).hyperparams['b1'].dtype == jnp.complex64
+  (p_injected, state), _ = _run(tx, params, grads)
+  (expected, _), _ = _run(adam_optax.adam(0.1, b1=0.5, b2=0.9), params, grads)
+  _assert_trees_close(p_injected, expected, rtol=1e-5)
+  assert {x.dtype for x in jax.tree.leaves(state.inner_state[0].nu)} == {
+      jnp.dtype('float32')}
+
+
+# ----------------------------------------------------------------------------
+# Leaves Optax accepts: Python scalars, None, empty pytrees.
+
+_EVERY_OPTIMIZER = {
+    'adam': adam_optax.adam, 'adamw': adam_optax.adamw,
+    'nadam': adam_optax.nadam, 'nadamw': adam_optax.nadamw,
+    'amsgrad': adam_optax.amsgrad, 'adamax': adam_optax.adamax,
+    'adamaxw': adam_optax.adamaxw,
+}
+
+
+@pytest.mark.parametrize('opt', list(_EVERY_OPTIMIZER))
+def test_python_scalar_leaves(opt):
+  """{'a': 1.0, 'b': 2}: jitted or not, float moments, Optax's float steps.
+
+  The int leaf is treated as the float 2.0 would be. Optax instead keeps the
+  int leaf's moments as ints (nu rounds to 0 after the first step; NAdam's
+  first step is inf), so the reference is Optax on the params and gradients
+  converted to float.
+  """
+  ours, theirs = _EVERY_OPTIMIZER[opt](0.1), getattr(optax, opt)(0.1)
+  params = {'a': 1.0, 'b': 2}
+  grads = [{'a': 0.5 * i - 1.0, 'b': i - 2} for i in range(4)]
+  as_float = lambda tree: jax.tree.map(float, tree)
+  state = ours.init(params)
+  # Strongly typed float moments, so the state's type never changes.
+  dtypes = {(x.dtype, x.weak_type) for x in jax.tree.leaves(state[0])[1:]}
+  assert dtypes == {(jnp.dtype('float32'), False)}
+  jitted = jax.jit(ours.update)
+  ref_state = theirs.init(as_float(params))
+  for g in grads:
+    updates, new_state = ours.update(g, state, params)
+    jit_updates, jit_state = jitted(g, state, params)
+    _assert_trees_close((jit_updates, jit_state), (updates, new_state),
+                        rtol=1e-6)
+    assert (jax.tree.map(lambda x: x.dtype, new_state)
+            == jax.tree.map(lambda x: x.dtype, state))
+    ref_updates, ref_state = theirs.update(as_float(g), ref_state,
+                                           as_float(params))
+    _assert_trees_close(updates, ref_updates, rtol=1e-6)
+    assert updates['a'].dtype == updates['b'].dtype == jnp.float32
+    state = new_state
+  assert int(state[0].count) == 4
+
+
+@pytest.mark.parametrize('opt', list(_EVERY_OPTIMIZER))
+def test_none_leaves_under_jit(opt):
+  """None leaves stay None in updates and state; the rest is Optax's."""
+  ours, theirs = _EVERY_OPTIMIZER[opt](0.1), getattr(optax, opt)(0.1)
+  params = {'frozen': None, 'w': jnp.array([1.0, -2.0]), 'nested': (None,)}
+  grads = {'frozen': None, 'w': jnp.array([0.3, 0.4]), 'nested': (None,)}
+  state = jax.jit(ours.init)(params)
+  assert state[0].mu['frozen'] is None and state[0].nu['nested'] == (None,)
+
+  updates, new_state = jax.jit(ours.update)(grads, state, params)
+  ref_updates, _ = jax.jit(theirs.update)(grads, theirs.init(params), params)
+
+  assert updates['frozen'] is None and updates['nested'] == (None,)
+  assert jax.tree.structure(new_state) == jax.tree.structure(state)
+  np.testing.assert_array_equal(updates['w'], ref_updates['w'])
+
+
+@pytest.mark.parametrize('params', [{}, (), [], {'a': {}, 'b': ()}],
+                         ids=['dict', 'tuple', 'list', 'nested'])
+@pytest.mark.parametrize('opt', list(_EVERY_OPTIMIZER))
+def test_empty_pytrees_under_jit(opt, params):
+  """An empty params pytree gives empty updates and a counting state."""
+  tx = _EVERY_OPTIMIZER[opt](0.1)
+  state = jax.jit(tx.init)(params)
+  update = jax.jit(tx.update)
+  for _ in range(2):
+    updates, state = update(params, state, params)
+  assert updates == params
+  assert int(optax.tree_utils.tree_get(state, 'count')) == 2
+
+
+# ----------------------------------------------------------------------------
+# Bias correction switched off (Kingma & Ba section 6.4's ablation).
+
+_FLAGS = [(True, True), (False, False), (True, False), (False, True)]
+
+# name -> (ours, the NumPy reference's keyword arguments).
+_BIAS_CORRECTION_CASES = {
+    'adam': (adam_optax.adam, {}),
+    'nadam': (adam_optax.nadam, {'nesterov': True}),
+    'amsgrad': (adam_optax.amsgrad, {'amsgrad': True}),
+    'adamw': (functools.partial(adam_optax.adamw, weight_decay=0.1),
+              {'weight_decay': 0.1}),
+    'nadamw': (functools.partial(adam_optax.nadamw, weight_decay=0.1),
+               {'weight_decay': 0.1, 'nesterov': True}),
+}
+
+
+@pytest.mark.parametrize('mu_on, nu_on', _FLAGS,
+                         ids=lambda flag: 'on' if flag else 'off')
+@pytest.mark.parametrize('opt', list(_BIAS_CORRECTION_CASES))
+def test_bias_correction_flags_match_numpy(opt, mu_on, nu_on):
+  """Each flag setting equals the NumPy reference over 1,000 float64 steps.
+
+  b2 = 0.999 as in the paper: without the nu correction the early steps are
+  ~30x too large, so a flag that is ignored fails by far.
+  """
+  ours, reference_kwargs = _BIAS_CORRECTION_CASES[opt]
+  rng = np.random.default_rng(1)
+  theta0 = rng.normal(size=7)
+  grads = rng.normal(size=(STEPS, 7))
+  flags = {'bias_correction_mu': mu_on, 'bias_correction_nu': nu_on}
+  expected = _numpy_adam(theta0, grads, 1e-3, **reference_kwargs, **flags)
+  with jax.enable_x64(True):
+    _, trajectory = _run(ours(1e-3, **flags), jnp.asarray(theta0),
+                         jnp.asarray(grads))
+  np.testing.assert_allclose(trajectory, expected, rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize('complex_params', [False, True],
+                         ids=['real', 'complex'])
+def test_first_step_without_bias_correction(complex_params):
+  """Step 1 uncorrected is (1 - b1) / sqrt(1 - b2) = 3.16 times the rate.
+
+  With the correction it is the rate (m_hat = g, v_hat = |g|^2); this is the
+  instability at b2 near 1 that the paper's section 6.4 measures.
+  """
+  g = jnp.array([0.3, -2.0, 5.0])
+  if complex_params:
+    g = g * jnp.exp(1j * jnp.array([0.1, 1.0, 2.0]))
+  corrected = adam_optax.adam(1e-3, eps=0.0)
+  uncorrected = adam_optax.adam(1e-3, eps=0.0, bias_correction_mu=False,
+                                bias_correction_nu=False)
+  step = lambda tx: tx.update(g, tx.init(g))[0]
+  np.testing.assert_allclose(np.abs(step(corrected)), 1e-3, rtol=1e-4)
+  np.testing.assert_allclose(np.abs(step(uncorrected)),
+                             1e-3 * 0.1 / math.sqrt(1e-3), rtol=1e-4)
+
+
+def test_uncorrected_b1_zero_equals_optax_rmsprop():
+  """b1 = 0 without the nu correction is RMSProp, eps outside the root.
+
+  An independent check against Optax: scale_by_rms(eps_in_sqrt=False,
+  bias_correction=False) computes g / (sqrt(v_t) + eps).
+  """
+  params = _params()
+  grads = _grads(params, 200)
+  ours = adam_optax.scale_by_adam(b1=0.0, b2=0.99, eps=1e-6,
+                                  bias_correction_nu=False)
+  theirs = optax.scale_by_rms(decay=0.99, eps=1e-6, eps_in_sqrt=False,
+                              bias_correction=False)
+  ((p_ours, s_ours), _), ((p_ref, s_ref), _) = (
+      _run(optax.chain(tx, optax.scale(-1e-2)), params, grads)
+      for tx in (ours, theirs))
+  _assert_trees_close(p_ours, p_ref, rtol=1e-6)
+  _assert_trees_close(s_ours[0].nu, s_ref[0].nu, rtol=1e-6)
+
+
+def test_inject_hyperparams_with_bias_correction_flags():
+  """The flags are static under inject_hyperparams; b2 stays injectable."""
+  tx = optax.inject_hyperparams(adam_optax.adam)(
+      learning_rate=0.1, b2=0.9, bias_correction_nu=False)
+  assert 'bias_correction_nu' not in tx.init(jnp.ones(2)).hyperparams
+  params = jnp.array([1.0, -2.0])
+  updates, _ = jax.jit(tx.update)(params, tx.init(params))
+  # Step 1: m_hat = g, v = (1 - b2) g^2, so the step is lr / sqrt(0.1).
+  np.testing.assert_allclose(np.abs(updates), 0.1 / math.sqrt(0.1),
+                             rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------
 # Convergence.
 
 
@@ -689,31 +1248,47 @@ def test_minimises_rosenbrock(make_tx):
 
 _UNIT = '[0, 1)'
 _NON_NEGATIVE = '>= 0'
-_DTYPES = 'None or a floating dtype'
+_FLOAT_DTYPES = 'None or a floating dtype'
+_MU_DTYPES = 'None or a floating or complex dtype'
+_FLAG = 'True or False'
 _ALL_OPTIMIZERS = [adam_optax.adam, adam_optax.adamw, adam_optax.adamax,
-                   adam_optax.nadam, adam_optax.amsgrad]
+                   adam_optax.adamaxw, adam_optax.nadam, adam_optax.nadamw,
+                   adam_optax.amsgrad]
 
 
 def _bad_input_cases():
   """(factory, kwargs, bad argument name, accepted range) cases."""
   cases = []
-  for factory in (adam_optax.scale_by_adam, adam_optax.scale_by_adamax):
+  for factory in (adam_optax.scale_by_adam, adam_optax.scale_by_amsgrad,
+                  adam_optax.scale_by_adamax):
     for name, value, accepted in [
         ('b1', 1.0, _UNIT), ('b1', -0.1, _UNIT), ('b2', 1.0, _UNIT),
         ('b2', -0.1, _UNIT), ('b1', np.float32(1.5), _UNIT),
         ('b2', math.nan, _UNIT), ('eps', -1e-8, _NON_NEGATIVE)]:
       cases.append((factory, {name: value}, name, accepted))
-  for name, value, accepted in [
-      ('eps_root', -1e-8, _NON_NEGATIVE), ('mu_dtype', 'float33', _DTYPES),
-      ('mu_dtype', 'int32', _DTYPES), ('nu_dtype', 'float33', _DTYPES),
-      ('nu_dtype', jnp.int32, _DTYPES)]:
-    cases.append((adam_optax.scale_by_adam, {name: value}, name, accepted))
+  for factory in (adam_optax.scale_by_adam, adam_optax.scale_by_amsgrad):
+    for name, value, accepted in [
+        ('eps_root', -1e-8, _NON_NEGATIVE), ('mu_dtype', 'float33', _MU_DTYPES),
+        ('mu_dtype', 'int32', _MU_DTYPES), ('nu_dtype', 'float33', _FLOAT_DTYPES),
+        ('nu_dtype', jnp.int32, _FLOAT_DTYPES),
+        # nu holds |g|^2, which is real.
+        ('nu_dtype', 'complex64', _FLOAT_DTYPES),
+        ('bias_correction_mu', 'False', _FLAG),
+        ('bias_correction_nu', jnp.asarray(False), _FLAG)]:
+      cases.append((factory, {name: value}, name, accepted))
+  for name in ('nesterov', 'amsgrad'):
+    cases.append((adam_optax.scale_by_adam, {name: 1}, name, _FLAG))
   for factory in _ALL_OPTIMIZERS:
     cases.append((factory, {'learning_rate': -0.1}, 'learning_rate',
                   _NON_NEGATIVE))
     cases.append((factory, {'learning_rate': 0.1, 'b2': 1.0}, 'b2', _UNIT))
-  cases.append((adam_optax.adamw, {'learning_rate': 0.1, 'weight_decay': -1.0},
-                'weight_decay', _NON_NEGATIVE))
+  for factory in (adam_optax.adamw, adam_optax.nadamw, adam_optax.adamaxw):
+    cases.append((factory, {'learning_rate': 0.1, 'weight_decay': -1.0},
+                  'weight_decay', _NON_NEGATIVE))
+  for factory in (adam_optax.adam, adam_optax.nadam, adam_optax.adamw,
+                  adam_optax.nadamw, adam_optax.amsgrad):
+    cases.append((factory, {'learning_rate': 0.1, 'bias_correction_nu': None},
+                  'bias_correction_nu', _FLAG))
   return [pytest.param(f, kw, name, accepted,
                        id=f'{f.__name__}-{name}={kw[name]!r}')
           for f, kw, name, accepted in cases]
@@ -728,10 +1303,22 @@ def test_bad_input_raises_value_error(factory, kwargs, name, accepted):
     factory(**kwargs)
 
 
-def test_complex_params_are_rejected_at_init():
-  """The second moment assumes real params; complex ones fail loudly."""
-  with pytest.raises(ValueError, match='real parameters only.*complex64'):
-    adam_optax.adam(0.1).init({'z': jnp.ones(2, jnp.complex64)})
+def test_real_mu_dtype_for_complex_params_raises_at_init():
+  """A real mu_dtype would drop m_t's imaginary part: init says so."""
+  tx = adam_optax.adam(0.1, mu_dtype='float32')
+  tx.init({'w': jnp.ones(2)})  # Real params: fine.
+  with pytest.raises(ValueError, match=re.escape(
+      "mu_dtype=dtype('float32') is invalid for a complex param of dtype "
+      'complex64 and shape (2,)') + '.*complex dtype'):
+    tx.init({'w': jnp.ones(2), 'z': jnp.ones(2, jnp.complex64)})
+
+
+def test_complex_gradient_for_real_params_raises():
+  """A complex gradient cannot update a real m_t without losing its imag."""
+  tx = adam_optax.scale_by_adam()
+  state = tx.init(jnp.ones(2))
+  with pytest.raises(ValueError, match='complex gradient of dtype complex64'):
+    tx.update(jnp.ones(2, jnp.complex64), state)
 
 
 # ----------------------------------------------------------------------------
