@@ -407,9 +407,12 @@ def _rgb(color):
 
 def test_gif_last_frame_shows_the_final_point(tmp_path):
   """The final point's dot is in the last frame, not in the first."""
-  problem = playground.PROBLEMS['rosenbrock']
-  # Stopped mid-valley by the step cap, so its end is on no landmark.
-  (run,) = playground.optimize(problem, 'adam', [0.05], (-1.2, 1.0), 40, 1e-6)
+  problem = playground.PROBLEMS['quadratic']
+  # Five long steps (about lr each), stopped by the step cap: the end is on
+  # no landmark and 0.27 away from every earlier point, so a GIF that
+  # stopped even one frame early would not show a dot there.
+  (run,) = playground.optimize(problem, 'adam', [0.5], (1.5, 1.0), 5, 1e-9)
+  assert np.linalg.norm(run.points[:-1] - run.points[-1], axis=1).min() > 0.25
   path = str(tmp_path / 'a.gif')
   figures.write_gif(path, problem, [run], dpi=50)
   fig = figures.contour_figure(problem, [run], dpi=50)
