@@ -168,22 +168,48 @@ def _from_blocks(blocks: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   return blocks.reshape(-1)[:math.prod(shape)].reshape(shape)
 
 
-def _nearest_code(normed: jax.Array, bounds: np.ndarray) -> jax.Array:
+def _nearest_code(normed: jax.Array, signed: bool) -> jax.Array:
   """Index of the map value nearest to each of `normed` (in [-1, 1]).
 
-  The number of boundaries strictly below the value, found by binary search
-  in 8 elementwise steps, 7 of them gathering from a 256-entry table: ~6x
-  faster on XLA:CPU than jnp.searchsorted's own methods.
+  The map's own structure gives a guess within one code of the answer: the
+  decade from six comparisons, then the linear bin inside it. One comparison
+  with the exact float32 boundary on each side then corrects it, so the
+  result is exactly "the number of boundaries strictly below the value".
+  Two table gathers per value instead of a binary search's seven: 2-4x
+  faster on XLA:CPU (which runs gathers as scalar loops), and ~6x faster
+  than jnp.searchsorted.
   """
-  table = jnp.asarray(np.append(bounds, np.float32(np.inf)))
-  # The first step compares with one known boundary: as a gather from a
-  # constant index, XLA would constant-fold it into an array of the
-  # leaf's size (slow to compile, and as large as the leaf).
-  code = jnp.where(normed > bounds[127], jnp.uint8(128), jnp.uint8(0))
-  for bit in range(6, -1, -1):
-    candidate = code + jnp.uint8(1 << bit)
-    code = jnp.where(normed > _lookup(table, candidate - 1), candidate, code)
-  return code
+  _, bounds = _map_and_bounds(signed)
+  # Code i holds the values in (table[i], table[i + 1]].
+  table = jnp.asarray(np.concatenate(
+      [[-np.inf], bounds, [np.inf]]).astype(np.float32))
+  extra = 0 if signed else 1  # The unsigned map has twice the codes/decade.
+  magnitude = jnp.abs(normed)
+  # Decade k (0..6) covers [10**(k-7), 10**(k-6)) and has 2**(k + extra)
+  # codes at the centres of equal bins of [0.1, 1] * 10**(k-6); the bin of
+  # a value is floor(magnitude * factor - offset).
+  decade = jnp.zeros(normed.shape, jnp.int32)
+  factor = jnp.full(normed.shape, np.float32(1e6 / 0.9 * 2**extra))
+  offset = jnp.full(normed.shape, np.float32(0.1 / 0.9 * 2**extra))
+  for k in range(1, 7):
+    above = magnitude >= np.float32(10.0**(k - 7))
+    decade = jnp.where(above, k, decade)
+    factor = jnp.where(above, np.float32(10.0**(6 - k) / 0.9 * 2**(k + extra)),
+                       factor)
+    offset = jnp.where(above, np.float32(0.1 / 0.9 * 2**(k + extra)), offset)
+  count = jnp.left_shift(1, decade + extra)
+  in_decade = jnp.clip(jnp.floor(magnitude * factor - offset).astype(
+      jnp.int32), 0, count - 1)
+  # Rank among the positive codes (the decades before hold count - 1 or
+  # count - 2 of them); the signed map mirrors it around the 0 at 127.
+  rank = count - (1 + extra) + in_decade
+  if signed:
+    code = jnp.where(normed >= 0, 128 + rank, 126 - rank)
+  else:
+    code = 1 + rank
+  code = (code + (normed > _lookup(table, code + 1)).astype(jnp.int32)
+          - (normed <= _lookup(table, code)).astype(jnp.int32))
+  return code.astype(jnp.uint8)
 
 
 def _lookup(table: jax.Array, index: jax.Array) -> jax.Array:
@@ -209,7 +235,6 @@ def quantize_blockwise(x: jax.Array, signed: bool,
     The codes (uint8, x's shape) and each block's absmax (float32). A block
     holding NaN gets a NaN absmax, so the NaN survives dequantisation.
   """
-  _, bounds = _map_and_bounds(signed)
   blocks = _to_blocks(x.astype(jnp.float32), block_size)
   absmax = jnp.max(jnp.abs(blocks), axis=1)
   # XLA:CPU's fused max may skip NaN; a NaN moment must stay NaN, not
@@ -217,7 +242,7 @@ def quantize_blockwise(x: jax.Array, signed: bool,
   absmax = jnp.where(jnp.isnan(blocks).any(axis=1), jnp.nan, absmax)
   # An all-zero block keeps scale 0; dividing by 1 instead maps it to code 0.
   normed = blocks / jnp.where(absmax > 0, absmax, 1.0)[:, None]
-  codes = _from_blocks(_nearest_code(normed, bounds), x.shape)
+  codes = _from_blocks(_nearest_code(normed, signed), x.shape)
   return BlockQuantized(codes=codes, absmax=absmax)
 
 

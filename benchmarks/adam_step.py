@@ -15,6 +15,15 @@ from elsewhere and memory layout hit all of them alike; the table shows
 medians. "same HLO" says whether ours and Optax compile to the same program
 up to names and metadata, in which case any gap between them is noise.
 
+With --lowmem (on by default; --no-lowmem leaves it out) the same rounds
+also time adam_lowmem's variants: 8-bit Adam on float32 params, and 8-bit
+Adam with Kahan compensation or stochastic rounding on bf16 params (bf16
+gradients). A second table gives each against our float32 Adam and against
+its own floor: the measured floor time scaled by the bytes the variant must
+move per parameter (8-bit: 16, bf16 + 8-bit + Kahan: 14, bf16 + 8-bit +
+stochastic rounding: 10, against float32 Adam's 28), i.e. at the bandwidth
+the floor reached.
+
 Usage, from the repository root:
 
   python benchmarks/adam_step.py [--repeats 60] [--workloads array pytree]
@@ -34,7 +43,19 @@ import optax
 
 # Run as a script, sys.path[0] is benchmarks/; adam_optax lives one level up.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import adam_lowmem  # pylint: disable=g-import-not-at-top,wrong-import-position
 import adam_optax  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+# Low-memory variants: name -> (param dtype, optimizer factory, bytes a step
+# must read + write per parameter: p, g, m, v (+ the Kahan buffer) in, and
+# p, m, v (+ buffer) out; the per-block scales add 2 * 2 * 4 / 256).
+LOWMEM = {
+    '8-bit': (jnp.float32, lambda: adam_lowmem.adam8bit(1e-3), 16),
+    'bf16 8-bit kahan': (jnp.bfloat16, lambda: optax.chain(
+        adam_lowmem.adam8bit(1e-3), adam_lowmem.kahan_compensation()), 14),
+    'bf16 8-bit stoch.': (jnp.bfloat16, lambda: optax.chain(
+        adam_lowmem.adam8bit(1e-3), adam_lowmem.stochastic_rounding()), 10),
+}
 
 
 def one_array(size: int) -> dict[str, jax.Array]:
@@ -120,8 +141,10 @@ def _rotated(names: list[str], k: int) -> list[str]:
 
 
 def benchmark(params: Any, repeats: int, warmup: int,
-              block: int) -> tuple[dict[str, float], bool]:
-  """Median ms per step of ours, optax.adam and the floor; equal programs?"""
+              block: int, lowmem: bool = False) -> tuple[dict[str, float],
+                                                          bool]:
+  """Median ms per step of ours, optax.adam and the floor (and with
+  `lowmem`, of the LOWMEM variants); equal programs?"""
   grads = jax.tree.map(lambda x: jnp.full_like(x, 1e-3), params)
   copy = lambda tree: jax.tree.map(jnp.copy, tree)
   ours, theirs = adam_optax.adam(1e-3), optax.adam(1e-3)
@@ -131,6 +154,16 @@ def benchmark(params: Any, repeats: int, warmup: int,
            'floor': lambda p: (copy(p), copy(p))}
   same = (_program(steps['ours'], params, ours.init(params), grads)
           == _program(steps['optax'], params, theirs.init(params), grads))
+  # Each function's params dtype (its grads have the same dtype).
+  dtypes = {name: jnp.float32 for name in steps}
+  for name, (dtype, make_tx, _) in (LOWMEM.items() if lowmem else ()):
+    tx = make_tx()
+    steps[name], inits[name], dtypes[name] = optimizer_step(tx), tx.init, dtype
+  # Fresh buffers (donation consumes them), in the given dtype.
+  cast = lambda tree, dtype: jax.tree.map(
+      lambda x: jnp.array(x, dtype=dtype, copy=True), tree)
+  grads_of = {name: grads if dtypes[name] == jnp.float32 else cast(
+      grads, dtypes[name]) for name in steps}
   names = list(steps)
 
   def fresh_buffers(k):
@@ -142,7 +175,8 @@ def benchmark(params: Any, repeats: int, warmup: int,
     """
     carries = {}
     for name in _rotated(names, k):
-      carries[name] = [copy(params), inits[name](params)]
+      p = cast(params, dtypes[name])
+      carries[name] = [p, inits[name](p)]
     return carries
 
   times = {name: [] for name in names}
@@ -155,7 +189,7 @@ def benchmark(params: Any, repeats: int, warmup: int,
     # machine's load and the position in the round hit all functions alike.
     for name in _rotated(names, rep):
       start = time.perf_counter()
-      out = steps[name](*carries[name], grads)
+      out = steps[name](*carries[name], grads_of[name])
       jax.block_until_ready(out)
       elapsed = time.perf_counter() - start
       carries[name] = list(out)
@@ -177,7 +211,10 @@ def main() -> None:
                       help='elements of the single-array workload')
   parser.add_argument('--workloads', nargs='+', default=['array', 'pytree'],
                       choices=['array', 'pytree'])
+  parser.add_argument('--lowmem', action=argparse.BooleanOptionalAction,
+                      default=True, help='also time the adam_lowmem variants')
   args = parser.parse_args()
+  lowmem_rows = []
 
   workloads = {'array': lambda: one_array(args.size),
                'pytree': transformer_pytree}
@@ -193,13 +230,29 @@ def main() -> None:
     params = workloads[name]()
     leaves = jax.tree.leaves(params)
     n = sum(x.size for x in leaves)
-    ms, same = benchmark(params, args.repeats, args.warmup, args.block)
+    ms, same = benchmark(params, args.repeats, args.warmup, args.block,
+                         args.lowmem)
     # What the floor must move: 4 reads + 3 writes of float32.
     gbps = 7 * 4 * n / (ms['floor'] * 1e-3) / 1e9
     label = f'{name} ({len(leaves)} leaves, {n / 1e6:.1f}M)'
     print(f'{label:<27} {ms["ours"]:>8.2f} {ms["optax"]:>8.2f} '
           f'{ms["floor"]:>8.2f} {gbps:>10.1f} {ms["ours"] / ms["optax"]:>10.3f}'
           f' {ms["ours"] / ms["floor"]:>10.3f} {"yes" if same else "NO":>8}')
+    for variant, (_, _, moved) in (LOWMEM.items() if args.lowmem else ()):
+      # The variant's floor: the measured floor at the bytes it must move.
+      floor = ms['floor'] * moved / 28
+      lowmem_rows.append(
+          f'{label:<27} {variant:<18} {ms[variant]:>8.2f} '
+          f'{ms[variant] / ms["ours"]:>9.3f} {moved:>7} {floor:>8.2f} '
+          f'{ms[variant] / floor:>8.2f}')
+  if lowmem_rows:
+    header = (f'{"workload":<27} {"variant":<18} {"ms":>8} {"x f32 Adam":>9}'
+              f' {"B/param":>7} {"floor ms":>8} {"x floor":>8}')
+    print('\nadam_lowmem variants (same rounds; floor = measured floor '
+          'scaled to the bytes each moves)')
+    print(header)
+    print('-' * len(header))
+    print('\n'.join(lowmem_rows))
 
 
 if __name__ == '__main__':

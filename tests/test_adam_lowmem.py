@@ -119,6 +119,28 @@ def test_round_trip_matches_numpy_reference(signed, shape, block_size):
   np.testing.assert_array_equal(values, ref_values)
 
 
+@pytest.mark.parametrize('signed', [True, False])
+def test_values_on_and_beside_every_boundary(signed):
+  """At, just above and just below each decision boundary (float32
+  midpoints of the reference map), each map value and each decade edge, the
+  code is the number of boundaries strictly below the value."""
+  qmap = reference_map(signed).astype(np.float64)
+  mids = ((qmap[1:] + qmap[:-1]) / 2).astype(np.float32)
+  if not signed:
+    mids[0] = 0.0  # Positive values never round to 0.
+  edges = np.float32(10.0)**np.arange(-7, 1, dtype=np.float32)
+  points = np.concatenate([mids, qmap.astype(np.float32), edges])
+  points = np.concatenate([points, np.nextafter(points, np.float32(np.inf)),
+                           np.nextafter(points, np.float32(-np.inf))])
+  points = points[(points >= (-1 if signed else 0)) & (points <= 1)]
+  if signed:
+    points = np.concatenate([points, -points])
+  x = np.concatenate([[1.0], points]).astype(np.float32)  # absmax = 1.
+  q = adam_lowmem.quantize_blockwise(jnp.asarray(x), signed, block_size=x.size)
+  want = np.searchsorted(mids, flush_subnormals(x), side='left')
+  np.testing.assert_array_equal(q.codes, want)
+
+
 def test_round_trip_error_is_bounded_by_the_map_spacing():
   """Large values in a block come back to within ~0.7% of the block max."""
   x = np.random.default_rng(0).standard_normal(65536).astype(np.float32)
