@@ -52,9 +52,6 @@ CONTOUR_POINTS = 101  # Per axis: smooth enough, and half the vertices of 201.
 STATIC = os.path.join(os.path.dirname(__file__), 'static')
 PLOTLY_JS = os.path.join(os.path.dirname(plotly.__file__), 'package_data',
                          'plotly.min.js')
-# The boolean hyperparameters the page offers as checkboxes (where the
-# optimizer takes them); numeric ones are all offered.
-OPTIONS = ('nesterov', 'amsgrad', 'centered')
 
 
 # ----------------------------------------------------------------------------
@@ -96,8 +93,11 @@ def optimizer_knobs(name: str) -> dict[str, Any]:
   """
   numbers = trajectories.numeric_defaults(name)
   signature = inspect.signature(optimizers.OPTIMIZERS[name])
+  # Checkboxes for the settable booleans it takes (nesterov, amsgrad,
+  # centered, bias correction, ...), as the registry lists them.
   options = {k: signature.parameters[k].default
-             for k in optimizers.hyperparameters(name) if k in OPTIONS}
+             for k in optimizers.hyperparameters(name)
+             if optimizers.HYPERPARAMETER_TYPES[k] is bool}
   return {'numbers': numbers, 'options': options}
 
 

@@ -456,3 +456,23 @@ def test_gif_writing_logs_nothing(tmp_path, caplog):
   caplog.set_level(logging.DEBUG)
   playground.run(_config(animate=True, max_steps=20), str(tmp_path))
   assert not [r for r in caplog.records if r.name.startswith('matplotlib')]
+
+
+@pytest.mark.parametrize('flag, message', [
+    ('--config.start=(1e30,1e30)', 'Error: start=(1e+30, 1e+30) is invalid'),
+    ('--config.dpi=100000', 'Error: dpi=100000 is invalid'),
+    ('--config.tolerance=inf', 'Error: tolerance=inf is invalid'),
+    ('--config.compare_learning_rates.foo=0.1', "has no field 'foo'"),
+])
+def test_main_reports_bad_playground_settings_in_one_line(tmp_path, flag,
+                                                          message):
+  """Issue 8's playground cases through main.py: a message, no traceback."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run(
+      [sys.executable, 'main.py', '--config=configs/quadratic.py',
+       f'--workdir={tmp_path}', flag], cwd=root, capture_output=True,
+      text=True, timeout=120)
+  assert out.returncode in (1, 2), out.stderr
+  assert message in out.stderr + out.stdout
+  assert 'Traceback' not in out.stderr
+  assert not os.listdir(tmp_path)  # Stopped before writing anything.

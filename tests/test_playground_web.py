@@ -32,6 +32,7 @@ import uvicorn
 
 from configs import playground_web
 import errors
+import optimizers
 import playground
 from playground import problems
 from playground import runs as runs_lib
@@ -163,8 +164,13 @@ def test_meta_and_landscape(client):
   meta = client.get('/api/meta').json()
   assert meta['problems'] == list(playground.PROBLEMS)
   assert meta['optimizers']['adam']['numbers']['b1'] == 0.9
-  assert meta['optimizers']['adam']['options'] == {'nesterov': False,
-                                                   'amsgrad': False}
+  # Every boolean the registry lets a user set is a checkbox, at its default.
+  options = meta['optimizers']['adam']['options']
+  assert {'nesterov': False, 'amsgrad': False}.items() <= options.items()
+  assert set(options) == {
+      k for k in optimizers.hyperparameters('adam')
+      if optimizers.HYPERPARAMETER_TYPES[k] is bool}
+  assert meta['optimizers']['rmsprop']['options']['centered'] is False
   assert meta['defaults']['optimizers'][0]['name'] == 'adam'
   landscape = client.get('/api/problem/rosenbrock').json()
   assert landscape['landmarks'] == [['minimum', [1.0, 1.0]]]
