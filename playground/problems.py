@@ -113,7 +113,7 @@ def get_problem(name: str) -> Problem:
   Raises:
     errors.ConfigError: naming `name` and every accepted name, if unknown.
   """
-  if name not in PROBLEMS:
+  if not (isinstance(name, str) and name in PROBLEMS):
     raise errors.ConfigError(
         f'Unknown problem {name!r}; accepted: {", ".join(PROBLEMS)}.')
   return PROBLEMS[name]

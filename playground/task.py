@@ -76,7 +76,7 @@ def check_steps(steps: Any, field: str = 'max_steps',
 
 def check_optimizer_name(name: Any, field: str) -> str:
   """Returns `name`; raises unless it is a key of optimizers.OPTIMIZERS."""
-  if name not in optimizers.OPTIMIZERS:
+  if not (isinstance(name, str) and name in optimizers.OPTIMIZERS):
     raise errors.ConfigError(
         f'{field} has unknown optimizer {name!r}; accepted: '
         f'{", ".join(optimizers.OPTIMIZERS)}.')
@@ -105,7 +105,8 @@ def _check_settings(config: ml_collections.ConfigDict) -> None:
         'combined; accepted: one of them (compare runs every optimizer at '
         'one rate each; learning_rates sweeps one optimizer).')
   for name in config.compare_optimizers:
-    check_optimizer_name(name, f'compare_optimizers={config.compare_optimizers!r}')
+    check_optimizer_name(
+        name, f'compare_optimizers={config.compare_optimizers!r}')
   for name in config.compare_learning_rates:
     check_optimizer_name(name, 'compare_learning_rates')
 

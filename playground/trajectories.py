@@ -167,3 +167,12 @@ def trajectories(
 
   carry = lax.fori_loop(0, num_steps, body, carry)
   return tuple((points, losses) for _, _, points, losses in carry)
+
+
+def compiled_programs() -> int:
+  """How many programs `trajectories` has compiled so far (its jit cache).
+
+  The web page reports whether a redraw compiled, and the tests check that a
+  knob change does not; jax.jit exposes the count only as `_cache_size`.
+  """
+  return trajectories._cache_size()  # pylint: disable=protected-access

@@ -64,7 +64,7 @@ def _number(value: Any, field: str) -> float:
     value = None  # JSON true/false is no number.
   try:
     number = float(value)
-  except (TypeError, ValueError):
+  except (TypeError, ValueError, OverflowError):  # 'abc', [1], 10**400.
     number = math.nan
   if not math.isfinite(number):
     raise errors.ConfigError(
@@ -145,13 +145,18 @@ def parse(settings: Any) -> tuple[problems.Problem, tuple[float, float], int,
     knobs = optimizer_knobs(name)
     rate = _number(entry.get('learning_rate'), f'{name} learning_rate')
     hparams = {}
-    for key, value in (entry.get('numbers') or {}).items():
+    numbers, options = entry.get('numbers') or {}, entry.get('options') or {}
+    if not (isinstance(numbers, dict) and isinstance(options, dict)):
+      raise errors.ConfigError(
+          f'{name} numbers={numbers!r}, options={options!r} are invalid; '
+          'accepted: objects {hyperparameter: value}.')
+    for key, value in numbers.items():
       if key not in knobs['numbers']:
         raise errors.ConfigError(
             f'{name} does not take {key!r}; accepted: '
             f'{", ".join(knobs["numbers"]) or "no numbers"}.')
       hparams[key] = _number(value, f'{name} {key}')
-    for key, value in (entry.get('options') or {}).items():
+    for key, value in options.items():
       if key not in knobs['options'] or not isinstance(value, bool):
         raise errors.ConfigError(
             f'{name} option {key}={value!r} is invalid; accepted: true or '
@@ -176,12 +181,12 @@ def compute(settings: Any) -> tuple[list[runs_lib.Run], dict[str, float]]:
     errors.ConfigError: on bad settings (the registry's checks included).
   """
   problem, start, steps, tolerance, parsed = parse(settings)
-  cache = trajectories.trajectories._cache_size()  # pylint: disable=protected-access
+  cache = trajectories.compiled_programs()
   began = time.perf_counter()
   result = runs_lib.compute(problem, parsed, start, steps, tolerance,
                             max_steps=MAX_STEPS)
   elapsed = 1000 * (time.perf_counter() - began)
-  compiled = trajectories.trajectories._cache_size() > cache  # pylint: disable=protected-access
+  compiled = trajectories.compiled_programs() > cache
   return result, {'compute_ms': elapsed, 'compiled': float(compiled),
                   'steps': steps}
 
@@ -293,7 +298,7 @@ def create_app(defaults: dict[str, Any],
     began = time.perf_counter()
     try:
       settings = await request.json()
-    except json.JSONDecodeError:
+    except ValueError:  # Not JSON, or not UTF-8.
       return _error(errors.ConfigError('The request is not JSON settings.'))
     try:
       # In a worker thread: the event loop keeps serving the page meanwhile.

@@ -1,4 +1,4 @@
-"""The playground's tables: every trajectory as CSV, a summary as CSV and Markdown.
+"""The playground's tables: trajectories as CSV, a summary as CSV and Markdown.
 
 Plain `csv` and strings; shared by the command line (files in the workdir) and
 the web page (the CSV download and the on-page table use the same rows), and

@@ -218,7 +218,8 @@ def test_compare_uses_per_optimizer_rates(tmp_path):
      r'accepted: adam, adamw'),
     ({'start': (1.0,)}, r'start=\(1.0,\) is invalid; accepted: None'),
     ({'start': (1.0, float('nan'))}, r'start=\(1.0, nan\) is invalid'),
-    ({'max_steps': 0}, r'max_steps=0 is invalid; accepted: an integer from 1 to'),
+    ({'max_steps': 0},
+     r'max_steps=0 is invalid; accepted: an integer from 1 to'),
     ({'learning_rates': (0.1, -1.0)}, r'learning_rate=-1.0 is invalid'),
     ({'compare': True, 'learning_rates': (0.1,)}, r'cannot be combined'),
     # Issue 8: each of these used to crash or mislead.
@@ -321,14 +322,14 @@ def test_knobs_and_step_count_are_traced_not_recompiled():
     return runs_lib.compute(problem, settings, (1.0, 1.5), steps, 1e-9,
                             max_steps=300)
   first = go(0.01, 0.9, 100)
-  compiled = trajectories.trajectories._cache_size()
+  compiled = trajectories.compiled_programs()
   second = go(0.02, 0.5, 250)
-  assert trajectories.trajectories._cache_size() == compiled
+  assert trajectories.compiled_programs() == compiled
   # ... and the new values took effect: different paths, 250 steps.
   assert len(second[0].points) == 251 and len(first[0].points) == 101
   assert not np.allclose(second[0].points[:101], first[0].points)
   go(0.01, 0.9, 100, names=('adam', 'momentum'))  # A new optimizer set.
-  assert trajectories.trajectories._cache_size() == compiled + 1
+  assert trajectories.compiled_programs() == compiled + 1
 
 
 def test_markdown_summary_is_a_table_with_a_separator_row(tmp_path):

@@ -128,11 +128,42 @@ def test_bad_input_is_a_400_with_its_message(client, change, message):
   assert message in error and '\n' not in error
 
 
+@pytest.mark.parametrize('body', [
+    [], 'quadratic', None, 3,
+    {'problem': ['quadratic']},
+    {'start': 'center'}, {'start': [10**400, 0]},
+    {'steps': True}, {'steps': [100]}, {'tolerance': {}},
+    {'optimizers': 'adam'}, {'optimizers': ['adam']},
+    {'optimizers': [{'name': ['adam'], 'learning_rate': 0.1}]},
+    {'optimizers': [{'name': 'adam', 'learning_rate': 0.1, 'numbers': [1]}]},
+    {'optimizers': [{'name': 'adam', 'learning_rate': 0.1,
+                     'options': 'nesterov'}]},
+    {'optimizers': [{'name': 'adam', 'learning_rate': 0.1,
+                     'numbers': {'b1': None}}]},
+])
+def test_malformed_settings_are_a_400_never_a_500(client, body):
+  """Any JSON shape the page could not send still gets a message."""
+  if isinstance(body, dict):
+    body = {**_settings(), **body}
+  response = client.post('/api/run', json=body)
+  assert response.status_code == 400
+  assert response.json()['error']
+
+
+def test_json_infinity_is_a_400(client):
+  """1e400 in the JSON text parses to inf: 'not a number', not a crash."""
+  text = json.dumps(_settings()).replace('"1.5"', '1e400')
+  response = client.post('/api/run', content=text.encode())
+  assert response.status_code == 400
+  assert response.json()['error'].startswith('start x=inf is not a number')
+
+
 def test_non_json_is_a_400(client):
   """A body that is not JSON is refused with a message, not a traceback."""
-  response = client.post('/api/run', content=b'{not json')
-  assert response.status_code == 400
-  assert 'not JSON' in response.json()['error']
+  for body in (b'{not json', b'\xff\xfe'):
+    response = client.post('/api/run', content=body)
+    assert response.status_code == 400
+    assert 'not JSON' in response.json()['error']
 
 
 def test_csv_download_is_the_command_line_format(client, tmp_path):
@@ -199,7 +230,7 @@ def test_knob_changes_do_not_recompile():
   web.compute(settings)
   _, timing = web.compute(settings)
   assert timing['compiled'] == 0.0
-  before = trajectories.trajectories._cache_size()
+  before = trajectories.compiled_programs()
   for rate, b1, eps, steps in [('0.3', '0.5', '1e-3', '100'),
                                ('0.01', '0.99', '1e-8', '2000')]:
     settings['optimizers'][0].update(
@@ -207,7 +238,7 @@ def test_knob_changes_do_not_recompile():
     settings['steps'] = steps
     _, timing = web.compute(settings)
     assert timing['compiled'] == 0.0
-  assert trajectories.trajectories._cache_size() == before
+  assert trajectories.compiled_programs() == before
 
 
 def test_five_optimizers_2000_steps_compute_fast():
