@@ -4,8 +4,10 @@ Keys are dotted field names; a key ending in '.*' covers a whole group.
 """
 
 HELP = {
-    'task': 'what main.py runs: classify (train a model), playground (2-D '
-            'optimizer paths)',
+    'task': 'what main.py runs: classify (train a model), compare '
+            '(optimizers side by side), playground (2-D optimizer paths), '
+            'playground_web (the same in the browser), vae_grid (Kingma & Ba '
+            '6.4)',
     'dataset': 'mnist or fashion_mnist (TFDS name, also checked against '
                'data_dir\'s files)',
     'data_dir': 'folder with the four IDX files (plain or .gz); None '
@@ -92,6 +94,28 @@ HELP = {
     'loss_smoothing': 'compare: EMA weight of the smoothed loss curve, in '
                       '[0, 1)',
     'dpi': 'figure resolution in pixels per inch',
+    # The 2-D playground (configs/quadratic.py, configs/playground_web.py).
+    'problem': '2-D test function: quadratic, ill_conditioned, rosenbrock, '
+               'beale, saddle',
+    'start': 'start point (x, y); None: the problem\'s default',
+    'learning_rates': 'playground: run the optimizer at each of these rates '
+                      '(vmapped), one panel per rate',
+    'compare': 'playground: run every registry optimizer (or '
+               'compare_optimizers) from the same start',
+    'compare_optimizers': 'playground: the optimizers to compare; (): all',
+    'compare_learning_rates.*': 'playground: this optimizer\'s own learning '
+                                'rate in a comparison; None: '
+                                'optimizer.learning_rate',
+    'tolerance': 'a path stops at its first step with loss below this',
+    'max_steps': 'playground: the most steps a path takes',
+    'dpi': 'resolution of the figures, 10..300',
+    'animate': 'playground: also write an animated GIF of the paths',
+    'host': 'web playground: address to serve on (127.0.0.1: this machine '
+            'only)',
+    'port': 'web playground: port to serve on; 0 picks a free one',
+    'optimizers': 'the registry optimizers to run, e.g. (\'adam\', \'sgd\')',
+    'learning_rate': 'web playground: the first page\'s learning rate',
+    'steps': 'web playground: the first page\'s number of steps (<= 10,000)',
 }
 
 
