@@ -35,10 +35,17 @@ _REFERENCES = [
          optax.scale_by_learning_rate(kw['learning_rate']))),
     ('nadam', {}, optax.nadam),
     ('nadam', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4), optax.nadam),
+    ('nadamw', {}, optax.nadamw),
+    ('nadamw', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4,
+                    weight_decay=0.3), optax.nadamw),
+    ('nadamw', dict(nesterov=False, weight_decay=0.3), optax.adamw),
     ('amsgrad', {}, optax.amsgrad),
     ('amsgrad', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4), optax.amsgrad),
     ('adamax', {}, optax.adamax),
     ('adamax', dict(b1=0.5, b2=0.9, eps=1e-3), optax.adamax),
+    ('adamaxw', {}, optax.adamaxw),
+    ('adamaxw', dict(b1=0.5, b2=0.9, eps=1e-3, weight_decay=0.3),
+     optax.adamaxw),
     ('optax_adam', {}, optax.adam),
     ('optax_adam', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4,
                         nesterov=True), optax.adam),
@@ -136,8 +143,9 @@ def test_names_that_differ_give_different_updates():
 
   for a, b in [('nesterov', 'momentum'), ('momentum', 'sgd'),
                ('rmsprop', 'adagrad'), ('adadelta', 'adagrad'),
-               ('adam', 'nadam'), ('adam', 'amsgrad'), ('adam', 'adamax')]:
-    assert not np.allclose(updates(a), updates(b), rtol=1e-3), (a, b)
+               ('adam', 'nadam'), ('adam', 'amsgrad'), ('adam', 'adamax'),
+               ('adamw', 'nadamw'), ('adamax', 'adamaxw')]:
+    assert not np.allclose(updates(a), updates(b), rtol=1e-6, atol=0), (a, b)
 
 
 @pytest.mark.parametrize('dtype', ['bfloat16', 'float16'])
