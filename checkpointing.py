@@ -55,6 +55,11 @@ def fingerprint(tree: Any) -> str:
   """SHA-256 over the bytes, shapes and dtypes of every leaf of `tree`."""
   digest = hashlib.sha256()
   for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+    if not (getattr(leaf, 'is_fully_addressable', True) or
+            leaf.is_fully_replicated):
+      # Split over several processes' devices (a sharded optimizer state):
+      # every process gathers the whole array.
+      leaf = multihost_utils.process_allgather(leaf, tiled=True)
     array = np.asarray(jax.device_get(leaf))
     digest.update(f'{jax.tree_util.keystr(path)}:{array.dtype}:'
                   f'{array.shape};'.encode())

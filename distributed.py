@@ -7,7 +7,8 @@ and optimizer state are replicated (`replicated`, `place`), every global
 batch is split along 'data' (`batch_sharding`), and each process hands JAX
 only the rows of a global array that its own devices hold (`feed`). XLA's
 partitioner inserts the gradient all-reduce; nothing here communicates by
-hand.
+hand. Optionally the optimizer state is split over 'data' instead
+(`state_shardings`, ZeRO-1 style).
 
 Mesh axes are `AxisType.Auto` (the compiler chooses intermediate shardings
 from the ones given at the edges), not the Explicit default of
@@ -126,6 +127,40 @@ def batch_sharding(mesh: Mesh, axis: int = 0) -> NamedSharding:
   return NamedSharding(mesh, P(*([None] * axis), DATA_AXIS))
 
 
+def _split_one_axis(leaf: Any, mesh: Mesh) -> NamedSharding:
+  """`leaf` split along 'data' on its largest dimension the mesh divides."""
+  shape = getattr(leaf, 'shape', ())
+  fits = [(size, axis) for axis, size in enumerate(shape)
+          if size % mesh.size == 0 and size >= mesh.size]
+  if mesh.size == 1 or not fits:
+    return replicated(mesh)
+  _, axis = max(fits)
+  return NamedSharding(mesh, P(*([None] * axis), DATA_AXIS))
+
+
+def state_shardings(state: Any, mesh: Mesh,
+                    shard_optimizer_state: bool = False) -> Any:
+  """Where each array of a TrainState lives on the mesh.
+
+  Args:
+    state: a TrainState (anything with an `opt_state` field).
+    mesh: the mesh.
+    shard_optimizer_state: split every optimizer-state array along 'data'
+      (on its largest dimension the device count divides; arrays with none,
+      such as step counts, stay replicated), ZeRO-1 style: each device keeps
+      and updates 1/devices of the moments. Otherwise everything is
+      replicated.
+
+  Returns:
+    A pytree of NamedShardings with the structure of `state`.
+  """
+  shardings = jax.tree.map(lambda _: replicated(mesh), state)
+  if shard_optimizer_state:
+    shardings = shardings.replace(opt_state=jax.tree.map(
+        lambda leaf: _split_one_axis(leaf, mesh), state.opt_state))
+  return shardings
+
+
 def mesh_of(tree: Any) -> Optional[Mesh]:
   """The mesh the first array of `tree` is placed on (None if none)."""
   for leaf in jax.tree.leaves(tree):
@@ -135,7 +170,7 @@ def mesh_of(tree: Any) -> Optional[Mesh]:
   return None
 
 
-def place(tree: Any, sharding: NamedSharding) -> Any:
+def place(tree: Any, sharding: Any) -> Any:
   """Places a value every process holds whole as global arrays on the mesh.
 
   Each process copies only the pieces its own devices hold. Works from
@@ -143,19 +178,22 @@ def place(tree: Any, sharding: NamedSharding) -> Any:
 
   Args:
     tree: a pytree of arrays, identical on every process.
-    sharding: the sharding of every leaf.
+    sharding: one NamedSharding for every leaf, or a pytree of them with the
+      structure of `tree`.
 
   Returns:
     The same pytree of global jax.Arrays.
   """
 
-  def put(leaf):
+  def put(leaf, leaf_sharding):
     """One leaf as a global array."""
     value = np.asarray(leaf)
-    return jax.make_array_from_callback(value.shape, sharding,
+    return jax.make_array_from_callback(value.shape, leaf_sharding,
                                         lambda index: value[index])
 
-  return jax.tree.map(put, tree)
+  if isinstance(sharding, NamedSharding):
+    return jax.tree.map(lambda leaf: put(leaf, sharding), tree)
+  return jax.tree.map(put, tree, sharding)
 
 
 def local_rows(mesh: Mesh, num_rows: int) -> slice:

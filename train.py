@@ -347,7 +347,8 @@ def epoch_batches(
 
 
 @functools.partial(jax.jit, donate_argnums=0,
-                   static_argnames=('grad_chunks', 'options', 'mesh'))
+                   static_argnames=('grad_chunks', 'options', 'mesh',
+                                    'shard_optimizer_state'))
 def train_steps(
     state: TrainState,
     images: jax.Array,
@@ -356,13 +357,15 @@ def train_steps(
     grad_chunks: int = 1,
     options: StepOptions = StepOptions(),
     mesh: Optional[jax.sharding.Mesh] = None,
+    shard_optimizer_state: bool = False,
 ) -> tuple[TrainState, Metrics]:
   """Runs train_step over several batches in one dispatch.
 
   On a mesh, `images` and `labels` are replicated on every device and
   `batch_indices` split along 'data' on its batch dimension, so each device
   gathers its own share of every batch from its copy of the data; the state
-  stays replicated.
+  stays replicated, or with shard_optimizer_state its optimizer state split
+  along 'data' (distributed.state_shardings).
 
   Args:
     state: the TrainState (donated: its buffers are reused).
@@ -372,6 +375,7 @@ def train_steps(
     grad_chunks: independent gradient chunks per batch (see train_step).
     options: the objective's settings (see StepOptions).
     mesh: the data-parallel mesh, or None (one device, no constraints).
+    shard_optimizer_state: keep the optimizer state split over the mesh.
 
   Returns:
     The new state and per-step {'loss', 'accuracy'} of shape (steps,).
@@ -389,10 +393,10 @@ def train_steps(
     state, step_metrics = train_step(state, batch, grad_chunks, options, mesh)
     metrics.append(step_metrics)
   if mesh is not None:
-    # Pins the outputs replicated, as the inputs were, so the next dispatch
-    # reuses this compilation and its donated buffers.
-    state = jax.lax.with_sharding_constraint(state,
-                                             distributed.replicated(mesh))
+    # Pins the outputs where the inputs were, so the next dispatch reuses
+    # this compilation and its donated buffers.
+    state = jax.lax.with_sharding_constraint(state, distributed.state_shardings(
+        state, mesh, shard_optimizer_state))
   return state, jax.tree.map(lambda *m: jnp.stack(m), *metrics)
 
 
@@ -610,6 +614,11 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _check_fraction('dropout_rate', config.dropout_rate, 0.0, 1.0)
   if config.get('num_devices') is not None:
     _check_int('num_devices', config.num_devices, 1)
+  if not isinstance(config.get('shard_optimizer_state', False), bool):
+    raise errors.ConfigError(
+        'config.shard_optimizer_state='
+        f'{config.shard_optimizer_state!r} is invalid: accepted is True or '
+        'False.')
   chunks = config.grad_chunks
   if chunks is not None and (not isinstance(chunks, int) or chunks < 1 or
                              config.batch_size % chunks):
@@ -689,8 +698,9 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   state = create_train_state(init_rng, model, tx, train.images.shape[1:],
                              data_rng, ema=config.ema_decay is not None)
   # Every process computed the same state from the seed; each places its
-  # devices' copies.
-  state = distributed.place(state, distributed.replicated(mesh))
+  # devices' copies (or pieces).
+  state = distributed.place(state, distributed.state_shardings(
+      state, mesh, config.get('shard_optimizer_state', False)))
   checkpoints = checkpointing.Checkpoints(workdir, config.keep_checkpoints)
   if resume:
     restored = checkpoints.restore_latest(state)
@@ -776,7 +786,8 @@ def train_epoch(
   for group in _dispatch_groups(batch_indices, config.steps_per_dispatch):
     state, metrics = train_steps(state, run.train.images, run.train.labels,
                                  group, run.grad_chunks, run.options,
-                                 run.mesh)
+                                 run.mesh,
+                                 config.get('shard_optimizer_state', False))
     if pending is not None:
       collect(pending)
     pending = metrics

@@ -88,4 +88,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.coordinator_address = config_dict.placeholder(str)
   config.num_processes = config_dict.placeholder(int)
   config.process_id = config_dict.placeholder(int)
+  # True: split the optimizer state over the devices (ZeRO-1) instead of
+  # keeping a full copy on each.
+  config.shard_optimizer_state = False
   return config

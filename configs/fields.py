@@ -77,6 +77,8 @@ HELP = {
     'num_processes': 'several processes: how many take part (with '
                      'coordinator_address)',
     'process_id': 'several processes: this one\'s id, 0 to num_processes - 1',
+    'shard_optimizer_state': 'split the optimizer state over the devices '
+                             '(ZeRO-1) instead of a copy on each',
     'optimizers': 'compare: the registry optimizers to compare, e.g. '
                   '"(\'adam\',\'sgd\')"',
     'learning_rates.*': 'compare: this optimizer\'s fixed learning rate; None: '

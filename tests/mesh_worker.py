@@ -6,7 +6,8 @@
 In a process of its own (the device count is fixed when JAX starts), so the
 rest of the test suite keeps its single device. Writes OUT_DIR/result.json
 and, for each mesh size n in MESH_SIZES, OUT_DIR/n/ (a full run's workdir)
-and OUT_DIR/params_n.npz (its final parameters).
+and OUT_DIR/params_n.npz (its final parameters); the same for the run on 4
+devices with the optimizer state split over them, as n = '4_sharded'.
 """
 
 import json
@@ -50,14 +51,37 @@ def flat_params(params):
           for path, leaf in jax.tree_util.tree_leaves_with_path(params)}
 
 
+def device_bytes(tree, device):
+  """Bytes of `tree`'s arrays held on `device`."""
+  return sum(shard.data.nbytes for leaf in jax.tree.leaves(tree)
+             for shard in leaf.addressable_shards if shard.device == device)
+
+
 def train_on_meshes(out_dir, data_dir):
-  """Trains the tiny recipe on each mesh size; saves params and metrics."""
-  for n in MESH_SIZES:
-    state = train.train_and_evaluate(tiny_config(data_dir, num_devices=n),
-                                     os.path.join(out_dir, str(n)))
-    assert distributed.mesh_of(state).size == n
-    np.savez(os.path.join(out_dir, f'params_{n}.npz'),
+  """Trains the tiny recipe on each mesh size; saves params and metrics.
+
+  Returns:
+    Per run: the optimizer state's bytes on the first device, and the
+    PartitionSpecs of its arrays.
+  """
+  runs = {}
+  for n, sharded in [(n, False) for n in MESH_SIZES] + [(4, True)]:
+    name = f'{n}_sharded' if sharded else str(n)
+    state = train.train_and_evaluate(
+        tiny_config(data_dir, num_devices=n, shard_optimizer_state=sharded),
+        os.path.join(out_dir, name))
+    mesh = distributed.mesh_of(state)
+    assert mesh.size == n
+    np.savez(os.path.join(out_dir, f'params_{name}.npz'),
              **flat_params(state.params))
+    runs[name] = {
+        'optimizer_bytes_per_device': device_bytes(state.opt_state,
+                                                   mesh.devices.flat[0]),
+        'param_bytes_per_device': device_bytes(state.params,
+                                               mesh.devices.flat[0]),
+        'specs': sorted({str(leaf.sharding.spec)
+                         for leaf in jax.tree.leaves(state.opt_state)})}
+  return runs
 
 
 def check_evaluation():
@@ -125,7 +149,7 @@ def main():
   result = {'devices': jax.device_count(),
             'evaluation': check_evaluation(),
             'refusals': refusals(data_dir, out_dir)}
-  train_on_meshes(out_dir, data_dir)
+  result['runs'] = train_on_meshes(out_dir, data_dir)
   with open(os.path.join(out_dir, 'result.json'), 'w') as f:
     json.dump(result, f, indent=1)
 
