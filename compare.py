@@ -17,6 +17,8 @@ with the same command, continues where it stopped. Into the workdir go:
   accuracy.png                       test accuracy vs epoch, mean and spread
   summary.md, summary.csv            one row per optimizer (mean over seeds)
   runs.csv                           one row per run (optimizer, seed)
+  identical.txt                      pairs of optimizers whose runs agree
+                                     bit for bit (ours and Optax's Adam)
 
 Fair by construction: every run of a seed builds its initial parameters and
 its data-order key from that seed alone (train.setup), so all optimizers
@@ -467,6 +469,32 @@ def write_table(stem: str, header: Sequence[str],
   writers.write_table(stem, header, rows)
 
 
+def identical_runs(a: Sequence[Result], b: Sequence[Result]) -> bool:
+  """Whether two optimizers' runs coincide bit for bit, seed by seed.
+
+  Compares every per-step training loss (TensorBoard) and every epoch's
+  train and test metrics exactly (float equality, no tolerance).
+
+  Args:
+    a: one optimizer's results, one per seed.
+    b: the other's, for the same seeds in the same order.
+
+  Returns:
+    True if every seed's losses and metrics are equal (and none diverged).
+  """
+  keys = ('train_loss', 'train_accuracy', 'test_loss', 'test_accuracy')
+  for x, y in zip(a, b):
+    if x.diverged or y.diverged or not x.rows or len(x.rows) != len(y.rows):
+      return False
+    if any(rx.get(k) != ry.get(k) for rx, ry in zip(x.rows, y.rows)
+           for k in keys):
+      return False
+    if not np.array_equal(step_losses(x.workdir)[1],
+                          step_losses(y.workdir)[1]):
+      return False
+  return True
+
+
 def _new_figure(dpi: int):
   """A constrained-layout figure on its own Agg canvas, and its axes."""
   # Imported here: matplotlib loads only when a figure is drawn.
@@ -591,7 +619,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     workdir: the comparison's folder; rerunning with it resumes.
 
   Returns:
-    {'learning_rates': {name: rate}, 'summary': rows, 'runs': rows}.
+    {'learning_rates': {name: rate}, 'summary': rows, 'runs': rows,
+     'identical': [(name, name), ...] pairs with bitwise equal runs}.
 
   Raises:
     errors.ConfigError: before any training, on a bad field or entry.
@@ -628,9 +657,19 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     writer.writerows(runs)
   paths = write_figures(workdir, labels, results, config.loss_smoothing,
                         target, config.dpi)
+  names = list(config.optimizers)
+  identical = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+               if identical_runs(results[a], results[b])]
+  with open(os.path.join(workdir, 'identical.txt'), 'w') as f:
+    for a, b in identical:
+      f.write(f'{a} and {b}: every step loss and epoch metric bitwise equal '
+              f'in seeds {", ".join(map(str, config.seeds))}\n')
   print(f'Compared {len(config.optimizers)} optimizers x '
         f'{len(config.seeds)} seeds in {time.perf_counter() - start:.0f} s; '
         f'wrote {", ".join(paths)}, summary.md, summary.csv, runs.csv in '
         f'{workdir}', flush=True)
   print(open(os.path.join(workdir, 'summary.md')).read(), flush=True)
-  return {'learning_rates': rates, 'summary': summary, 'runs': runs}
+  print(open(os.path.join(workdir, 'identical.txt')).read() or
+        'No two optimizers gave bitwise identical runs.', flush=True)
+  return {'learning_rates': rates, 'summary': summary, 'runs': runs,
+          'identical': identical}

@@ -179,7 +179,11 @@ def test_same_start_and_batch_order_for_every_optimizer(compared):
 
 def test_our_adam_and_optax_adam_coincide_bitwise(compared):
   """Same start, same batches: identical step losses and metrics."""
-  _, workdir, _, _ = compared
+  _, workdir, result, _ = compared
+  # The runner finds exactly this pair (sgd differs from both).
+  assert result['identical'] == [('adam', 'optax_adam')]
+  assert open(os.path.join(workdir, 'identical.txt')).read().startswith(
+      'adam and optax_adam: every step loss')
   for seed in (0, 1):
     ours, theirs = (os.path.join(workdir, 'runs', n, f'seed_{seed}')
                     for n in ('adam', 'optax_adam'))
