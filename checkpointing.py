@@ -40,14 +40,15 @@ RUN_OUTPUTS = (CHECKPOINT_DIR, CONFIG_FILE, 'metrics.jsonl', 'tensorboard')
 # Config fields whose change between a run and its resumption keeps the run
 # exact (or only extends it): how long to train, how often to save and log,
 # where the same files live, the evaluation batch (evaluation is exact for any
-# batch size), and how many devices or processes share the work (the mesh
-# splits the same global batch). Any other field changes the model, the data
-# order or the optimizer, and so refuses a resume.
+# batch size), and how many devices or processes share the work and whether
+# they split the optimizer state (the mesh splits the same global batch; only
+# the float summation order changes). Any other field changes the model, the
+# data order or the optimizer, and so refuses a resume.
 HARMLESS_FIELDS = frozenset({
     'num_epochs', 'progress_bar', 'restart', 'checkpoint_every_steps',
     'keep_checkpoints', 'log_every_steps', 'progress_every_s',
     'eval_batch_size', 'data_dir', 'num_devices', 'coordinator_address',
-    'num_processes', 'process_id',
+    'num_processes', 'process_id', 'shard_optimizer_state',
 })
 
 
