@@ -65,7 +65,8 @@ DEFAULT_LEARNING_RATES = {
 # Fields of the comparison config that a single run does not have.
 COMPARE_FIELDS = ('optimizers', 'learning_rates', 'seeds', 'target_accuracy',
                   'lr_search', 'lr_search_factors', 'lr_search_epochs',
-                  'lr_search_validation_examples', 'loss_smoothing', 'dpi')
+                  'lr_search_validation_examples', 'loss_smoothing', 'dpi',
+                  'report_only')
 # Hyperparameters of config.optimizer that are not per-optimizer settings.
 _NOT_HPARAMS = ('name', 'learning_rate')
 DIVERGED_FILE = 'diverged.txt'
@@ -243,6 +244,7 @@ class Result:
     seed: the seed.
     workdir: the run's folder.
     rows: metrics.jsonl's rows, one per epoch.
+    num_epochs: the epochs the run is meant to have.
     diverged: the DivergedError message, or None.
   """
   name: str
@@ -250,11 +252,18 @@ class Result:
   seed: int
   workdir: str
   rows: list[dict[str, Any]]
+  num_epochs: int
   diverged: Optional[str] = None
+
+  @property
+  def complete(self) -> bool:
+    """Whether every epoch is logged (and the run did not diverge)."""
+    return not self.diverged and len(self.rows) >= self.num_epochs
 
 
 def train_run(config: ml_collections.ConfigDict, workdir: str, name: str,
-              learning_rate: float, seed: int) -> Result:
+              learning_rate: float, seed: int,
+              report_only: bool = False) -> Result:
   """Trains (or resumes, or just reads) one run; a divergence is a result.
 
   A run that diverged leaves DIVERGED_FILE with the message, so a resumed
@@ -266,6 +275,7 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, name: str,
     name: the registry optimizer (for the Result).
     learning_rate: its rate (for the Result).
     seed: the seed (for the Result).
+    report_only: train nothing; read what the folder holds.
 
   Returns:
     The Result.
@@ -276,7 +286,7 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, name: str,
       _same_config(config, workdir)):
     with open(marker) as f:
       diverged = f.read().strip()
-  else:
+  elif not report_only:
     # Also for a finished run: the trainer refuses a workdir whose run had
     # another config, and returns at once after reading the checkpoint.
     logging.info('training %s, lr=%g, seed %d in %s', name, learning_rate,
@@ -289,7 +299,8 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, name: str,
         f.write(diverged + '\n')
   rows = [r for r in metrics_log.read_metrics(workdir)
           if r['epoch'] <= config.num_epochs]
-  return Result(name, learning_rate, seed, workdir, rows, diverged)
+  return Result(name, learning_rate, seed, workdir, rows, config.num_epochs,
+                diverged)
 
 
 def _same_config(config: ml_collections.ConfigDict, workdir: str) -> bool:
@@ -332,8 +343,13 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       # Only the epoch metrics matter here: no per-step logging.
       run.log_every_steps = 0
       results.append(train_run(run, os.path.join(
-          workdir, SEARCH_DIR, name, _rate_folder(rate)), name, rate, seed))
-    scored = [r for r in results if r.diverged is None and r.rows]
+          workdir, SEARCH_DIR, name, _rate_folder(rate)), name, rate, seed,
+                               config.report_only))
+    scored = [r for r in results if r.complete]
+    if not scored and config.report_only:
+      rows += [[name, r.learning_rate, '', '', '', '', 'not run']
+               for r in results]
+      continue
     if not scored:
       raise errors.DivergedError(
           f'learning-rate search: {name} diverged at every rate '
@@ -345,8 +361,9 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     edge = best.learning_rate in (results[0].learning_rate,
                                   results[-1].learning_rate)
     for r in results:
-      last = r.rows[-1] if r.rows and r.diverged is None else {}
-      status = 'diverged' if r.diverged else 'ok'
+      last = r.rows[-1] if r.complete else {}
+      status = ('diverged' if r.diverged else 'ok' if r.complete else
+                'not finished')
       if r is best and edge and len(results) > 1:
         status = 'ok, at the edge of the grid'
       rows.append([name, r.learning_rate, last.get('val_accuracy', ''),
@@ -433,23 +450,33 @@ def run_row(result: Result, target: float) -> list[Any]:
           accuracies[best], rows[best]['epoch'], rows[-1]['train_loss'],
           '' if reached is None else rows[reached]['epoch'],
           '' if reached is None else round(float(times[reached]), 2),
-          round(float(times[-1]), 2), 'ok']
+          round(float(times[-1]), 2),
+          'ok' if result.complete else
+          f'partial: {len(rows)} of {result.num_epochs} epochs']
 
 
 def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
                 results: Sequence[Result], target: float) -> list[Any]:
-  """One summary row (SUMMARY_HEADER): an optimizer's means over seeds."""
-  finished = [r for r in results if not r.diverged and r.rows]
+  """One summary row (SUMMARY_HEADER): an optimizer's means over seeds.
+
+  The means are over the complete runs; only if there is none, over the
+  unfinished ones (report_only), which the seeds column marks.
+  """
+  finished = ([r for r in results if r.complete] or
+              [r for r in results if not r.diverged and r.rows])
   extra = ' '.join(f'{k}={v}' for k, v in sorted(hparams.items()))
-  seeds = ' '.join(str(r.seed) for r in results)
+  seeds = ' '.join(
+      str(r.seed) if r.complete or r.diverged else
+      f'{r.seed} (partial: {len(r.rows)}/{r.num_epochs} epochs)'
+      for r in results if r in finished or r.diverged)
   if not finished:
     return [name, learning_rate, extra, seeds] + ['diverged'] + [''] * 6
   final = [r.rows[-1]['test_accuracy'] for r in finished]
   best = [max(row['test_accuracy'] for row in r.rows) for r in finished]
   loss = [r.rows[-1]['train_loss'] for r in finished]
   epochs, times = [], []
-  for r in results:
-    reached = None if r.diverged else first_reaching(r.rows, target)
+  for r in finished:
+    reached = first_reaching(r.rows, target)
     epochs.append('—' if reached is None else str(r.rows[reached]['epoch']))
     if reached is not None:
       times.append(sum(row['epoch_time_s'] for row in r.rows[:reached + 1]))
@@ -484,7 +511,7 @@ def identical_runs(a: Sequence[Result], b: Sequence[Result]) -> bool:
   """
   keys = ('train_loss', 'train_accuracy', 'test_loss', 'test_accuracy')
   for x, y in zip(a, b):
-    if x.diverged or y.diverged or not x.rows or len(x.rows) != len(y.rows):
+    if not (x.complete and y.complete) or len(x.rows) != len(y.rows):
       return False
     if any(rx.get(k) != ry.get(k) for rx, ry in zip(x.rows, y.rows)
            for k in keys):
@@ -596,7 +623,8 @@ def write_figures(workdir: str, labels: dict[str, str],
   from playground import figures  # pylint: disable=g-import-not-at-top
   losses, accuracies = [], []
   for name, runs in results.items():
-    finished = [r for r in runs if not r.diverged and r.rows]
+    finished = ([r for r in runs if r.complete] or
+                [r for r in runs if not r.diverged and r.rows])
     if not finished:
       continue
     curves = [step_losses(r.workdir) for r in finished]
@@ -643,7 +671,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     results[name] = [
         train_run(run_config(config, name, rates[name], seed),
                   os.path.join(workdir, RUNS_DIR, name, f'seed_{seed}'),
-                  name, rates[name], seed)
+                  name, rates[name], seed, config.report_only)
         for seed in config.seeds]
   target = config.target_accuracy
   summary = [summary_row(name, rates[name], hyperparameters(config, name),

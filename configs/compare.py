@@ -53,5 +53,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Weight of the exponential moving average drawn over the raw loss curve.
   config.loss_smoothing = 0.98
   config.dpi = 120
+  # True: train nothing, only write the figures and tables from the runs
+  # already in the workdir (unfinished ones show the epochs they logged).
+  config.report_only = False
   config.progress_bar = False
   return config

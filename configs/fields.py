@@ -96,6 +96,8 @@ HELP = {
     'loss_smoothing': 'compare: EMA weight of the smoothed loss curve, in '
                       '[0, 1)',
     'dpi': 'figure resolution in pixels per inch',
+    'report_only': 'compare: train nothing; write figures and tables from the '
+                   'runs already in the workdir',
     # The 2-D playground (configs/quadratic.py, configs/playground_web.py).
     'problem': '2-D test function: quadratic, ill_conditioned, rosenbrock, '
                'beale, saddle',

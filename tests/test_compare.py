@@ -232,6 +232,22 @@ def test_rerun_resumes_without_training_again(compared, monkeypatch):
   assert again['runs'] == result['runs']
 
 
+def test_report_only_trains_nothing_and_marks_unfinished_runs(
+    compared, monkeypatch):
+  """report_only writes the tables from what is there, partial runs marked."""
+  data_dir, workdir, _, _ = compared
+  monkeypatch.setattr(train, 'setup', lambda *a, **k: pytest.fail('trained'))
+  result = compare.run(tiny_compare_config(data_dir, num_epochs=3,
+                                           report_only=True), workdir)
+  assert {row[-1] for row in result['runs']} == {'partial: 2 of 3 epochs'}
+  summary = _read_csv(os.path.join(workdir, 'summary.csv'))
+  assert summary[0]['seeds'] == ('0 (partial: 2/3 epochs) '
+                                 '1 (partial: 2/3 epochs)')
+  assert result['identical'] == []  # Only complete runs are compared.
+  # Restore the complete tables for the other tests.
+  compare.run(tiny_compare_config(data_dir, report_only=True), workdir)
+
+
 @pytest.mark.parametrize('field, value, message', [
     ('optimizers', ('adam', 'adamm'), "unknown optimizer 'adamm'"),
     ('optimizers', ('adam', 'sgd', 'adam'), 'lists adam more than once'),
