@@ -269,14 +269,15 @@ def train_step(
     # to the plain batch mean.
     return losses.mean() / grad_chunks, logits
 
-  losses, correct, grads = [], [], []
+  losses, logits, label_chunks, grads = [], [], [], []
   for i, (chunk_images, chunk_labels) in enumerate(zip(
       _chunks(images, grad_chunks, mesh), _chunks(labels, grad_chunks, mesh))):
     (chunk_mean, chunk_logits), chunk_grads = jax.value_and_grad(
         chunk_loss, has_aux=True)(state.params, chunk_images, chunk_labels,
                                   jax.random.fold_in(dropout_rng, i))
     losses.append(chunk_mean)
-    correct.append(jnp.sum(jnp.argmax(chunk_logits, -1) == chunk_labels))
+    logits.append(chunk_logits)
+    label_chunks.append(chunk_labels)
     grads.append(chunk_grads)
   add = lambda *xs: functools.reduce(operator.add, xs)
   loss, grads = add(*losses), jax.tree.map(add, *grads)
@@ -285,9 +286,10 @@ def train_step(
     loss = loss + options.l2 * penalty
     grads = jax.tree.map(lambda g, p: g + options.l2 * p, grads,
                          penalty_grads)
-  # Integer counts are exact, so this equals the batch mean of correctness in
-  # any chunk order.
-  accuracy = add(*correct) / labels.shape[0]
+  # Logits and labels in the same (chunk) order; on one device that is the
+  # batch order, and XLA folds the concatenation of the labels away.
+  accuracy = jnp.mean(jnp.argmax(jnp.concatenate(logits), -1) ==
+                      jnp.concatenate(label_chunks))
   state = state.apply_gradients(grads=grads)
   if options.ema_decay is not None:
     state = state.replace(ema_params=optax.incremental_update(
