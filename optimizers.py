@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+import adam_lowmem
 import adam_optax
 import errors
 
@@ -37,6 +38,7 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     'rmsprop': optax.rmsprop,
     'adagrad': optax.adagrad,
     'adadelta': optax.adadelta,
+    'adam8bit': adam_lowmem.adam8bit, 'adamw8bit': adam_lowmem.adamw8bit,
 }
 
 # The hyperparameters a user can set (each is a config slot in
