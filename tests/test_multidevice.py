@@ -17,6 +17,7 @@ batch split or a missing all-reduce gives (differences of 1e-3 and more).
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import pytest
 import adam_optax
 import checkpointing
 import distributed
+import errors
 import mesh_worker
 import metrics_log
 import models
@@ -209,6 +211,28 @@ def test_main_refuses_a_batch_that_does_not_divide_in_one_line(data_dir,
   assert ('Error: config.batch_size=30 does not divide over the 4 devices of '
           'the mesh') in result.stderr
   assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'num_processes': 2},
+     'config.num_processes=2 needs config.coordinator_address'),
+    ({'coordinator_address': 'localhost', 'num_processes': 2, 'process_id': 0},
+     "config.coordinator_address='localhost' is invalid: accepted is "
+     "'host:port'"),
+    ({'coordinator_address': '127.0.0.1:1234', 'num_processes': 2},
+     'config.process_id=None is invalid: accepted is an integer >= 0'),
+    ({'coordinator_address': '127.0.0.1:1234', 'num_processes': 2,
+      'process_id': 2},
+     'config.process_id=2 is invalid: accepted is 0 to '
+     'config.num_processes - 1 = 1'),
+    ({'process_id': 1},
+     'config.process_id=1 needs config.num_processes > 1'),
+])
+def test_bad_process_fields_are_named_before_joining(overrides, message):
+  """Inconsistent multi-process fields fail before any connection attempt."""
+  with pytest.raises(errors.ConfigError, match=re.escape(message)):
+    distributed.initialize(mesh_worker.tiny_config('unused', **overrides))
+  assert not jax.distributed.is_initialized()
 
 
 def free_port():
