@@ -331,6 +331,17 @@ def test_import_does_not_load_tfds():
   assert result.stdout.strip() == 'False'
 
 
+def _no_tfds_retries(monkeypatch):
+  """Makes a failed TFDS request fail at once instead of after retries.
+
+  TFDS retries 10 times with backoff (minutes). The code under test should
+  not reach a failing request (it checks reachability first); if a bug made
+  it, the test fails by its assertions in seconds instead of hanging.
+  """
+  monkeypatch.setattr(
+      'tensorflow_datasets.core.download.downloader.MAX_RETRIES', 0)
+
+
 @pytest.mark.parametrize('data_dir', [None, ''])
 def test_load_dataset_offline_fails_fast_pointing_at_data_dir(
     tmp_path, monkeypatch, data_dir):
@@ -344,11 +355,7 @@ def test_load_dataset_offline_fails_fast_pointing_at_data_dir(
 
   # Offline for certain, even where this test runs with network access.
   monkeypatch.setattr(socket, 'getaddrinfo', no_dns)
-  # Were the quick reachability check to break, TFDS's own retries (minutes
-  # of backoff) would make this test fail by its message, not hang.
-  monkeypatch.setattr(
-      'tensorflow_datasets.core.download.downloader.MAX_RETRIES', 0,
-      raising=False)
+  _no_tfds_retries(monkeypatch)
   start = time.monotonic()
   with pytest.raises(
       errors.OfflineError,
@@ -399,8 +406,9 @@ def test_short_reason_of_a_self_referring_error_ends():
 
 
 @pytest.fixture
-def idx_server(tiny_mnist_dir):
+def idx_server(tiny_mnist_dir, monkeypatch):
   """Serves the tiny dataset's files over HTTP on localhost; yields its URL."""
+  _no_tfds_retries(monkeypatch)
   handler = functools.partial(
       http.server.SimpleHTTPRequestHandler, directory=tiny_mnist_dir)
   server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
