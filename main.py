@@ -50,6 +50,7 @@ TASKS = {
     ('compare', 'train'): 'compare:run',
     ('playground', 'train'): 'playground:run',
     ('playground_web', 'train'): 'playground.web:serve',
+    ('vae_grid', 'train'): 'vae:run',
 }
 
 # Loggers whose INFO lines are noise on a user's terminal (JAX probing for a

@@ -120,6 +120,18 @@ HELP = {
     'optimizers': 'the registry optimizers to run, e.g. (\'adam\', \'sgd\')',
     'learning_rate': 'web playground: the first page\'s learning rate',
     'steps': 'web playground: the first page\'s number of steps (<= 10,000)',
+    # The Kingma & Ba section 6.4 grid (configs/kingma_ba_vae.py, vae.py).
+    'train_examples': 'vae_grid: train on the first N training examples; '
+                      'None: all of them',
+    'hidden': 'vae_grid: softplus units in the VAE\'s hidden layers',
+    'latent': 'vae_grid: dimensions of the VAE\'s latent variable',
+    'eps': 'vae_grid: Adam\'s epsilon, >= 0',
+    'bias_corrections': 'vae_grid: Adam variants to run: True (bias-corrected'
+                        ' moments), False (uncorrected)',
+    'b1s': 'vae_grid: Adam first-moment decays of the grid, each in [0, 1)',
+    'b2s': 'vae_grid: Adam second-moment decays of the grid, each in [0, 1)',
+    'log10_learning_rates': 'vae_grid: log10 of the grid\'s learning rates '
+                            '(one vmapped run each)',
 }
 
 
