@@ -22,26 +22,31 @@ contain ``None`` leaves. Where we differ from Optax on purpose:
 
 * Stricter arguments, checked at construction: a negative learning rate, eps,
   eps_root or weight decay, b1/b2 outside [0, 1), a non-bool flag and a
-  non-floating dtype raise ``ValueError`` (Optax accepts them and fails late
-  or silently: b2 = 1 never updates v, a negative rate ascends, the string
-  'False' is a true flag). Only concrete Python/NumPy numbers are checked; a
-  jax array or tracer (``inject_hyperparams``, ``vmap`` over rates) passes
-  through unchecked, so traced and array-valued hyperparameters work.
+  non-floating dtype raise ``ValueError`` naming the argument (Optax accepts
+  them and fails late or silently: b1 = 1 or b2 = 1 gives NaN updates from
+  the first step, a negative rate ascends, the string 'False' is a true
+  flag). Only concrete Python/NumPy numbers are checked; a jax array or a
+  tracer (``inject_hyperparams``, ``vmap`` over rates) passes through
+  unchecked, so traced and array-valued hyperparameters work as in Optax.
 * Complex params: ``nu`` (and ``nu_max``, Adamax's ``u``) is stored in the
   real dtype (float32 for complex64), where Optax stores a complex array whose
-  imaginary part stays 0: the same values in half the memory. A real
-  ``mu_dtype`` for a complex leaf raises at ``init`` (Optax silently drops
-  the imaginary part of the momentum).
-* Integer (or Python ``int``) leaves get float moments; Optax stores ``nu``
-  as an integer and so rounds it to 0 after the first step.
+  imaginary part stays 0: half the memory, and values equal to Optax's up to
+  rounding (a few ulps per step), not bit for bit. A real ``mu_dtype`` for a
+  complex leaf raises at ``init`` (Optax silently drops the imaginary part of
+  the momentum).
+* Integer (or Python ``int``) leaves get float moments and updates, as a
+  float leaf would; Optax keeps their moments as integers, so nu rounds to 0
+  after the first step.
 * The arithmetic runs in at least float32 (bf16/fp16 moments are upcast in
-  registers) and updates come back in the gradient's dtype; the extra
-  options are ``nu_dtype``, ``amsgrad``, and ``bias_correction_mu`` /
-  ``bias_correction_nu`` on the whole Adam family (Optax has the last two on
-  ``amsgrad`` only).
+  registers; Optax computes in bf16) and updates come back in the gradient's
+  dtype. The extra options are keyword-only: ``nu_dtype``, ``amsgrad``, and
+  ``bias_correction_mu`` / ``bias_correction_nu`` on the whole Adam family
+  (Optax has the last two on ``amsgrad`` only, where ours take them
+  positionally too).
 
-In float32 and float64 with the default arguments, the compiled update is the
-same program as Optax's, so the results are bit-identical.
+For real float32 and float64 params with the default options, one jitted
+step compiles to the same program as Optax's, so the results are
+bit-identical.
 """
 
 import numbers

@@ -1,5 +1,8 @@
-"""Tests for adam_optax: parity with Optax and the paper, composition with
-Optax/Flax, behaviour under JAX transformations, convergence and bad input.
+"""Tests for adam_optax: parity with Optax and the paper, a drop-in for Optax
+(names, signatures, state types, compiled programs), complex params, Python
+scalar / None leaves and empty pytrees, bias correction switched off,
+composition with Optax/Flax, behaviour under JAX transformations, convergence
+and bad input.
 
 Long trajectories run as one jitted `lax.scan` so the 1,000-step comparisons
 cost one compilation each.
@@ -22,6 +25,11 @@ import adam_optax
 
 STEPS = 1000
 INT32_MAX = 2**31 - 1
+
+# A complex value cast to a real dtype loses its imaginary part with only a
+# warning; here it fails the test instead.
+pytestmark = pytest.mark.filterwarnings(
+    'error::numpy.exceptions.ComplexWarning')
 
 
 # ----------------------------------------------------------------------------
@@ -317,6 +325,24 @@ def test_every_optax_adam_family_name_is_covered():
   assert optax.nadam.keywords == optax.nadamw.keywords == {'nesterov': True}
 
 
+@pytest.mark.parametrize('nadam, adam', [
+    (adam_optax.nadam, adam_optax.adam),
+    (functools.partial(adam_optax.nadamw, weight_decay=0.1),
+     functools.partial(adam_optax.adamw, weight_decay=0.1)),
+], ids=['nadam', 'nadamw'])
+def test_nadam_nesterov_keyword(nadam, adam):
+  """As with Optax's partials: nesterov=False is Adam, the default is not."""
+  params = jnp.array([1.0, -2.0, 0.5])
+  grads = jnp.array([[0.3, 0.1, -2.0], [0.2, -0.4, 1.0]])
+  (p_plain, _), _ = _run(nadam(0.1, nesterov=False), params, grads)
+  (p_adam, _), _ = _run(adam(0.1), params, grads)
+  (p_nesterov, _), _ = _run(nadam(0.1), params, grads)
+  (p_explicit, _), _ = _run(adam(0.1, nesterov=True), params, grads)
+  np.testing.assert_array_equal(p_plain, p_adam)
+  np.testing.assert_array_equal(p_nesterov, p_explicit)
+  assert not np.allclose(p_nesterov, p_adam)
+
+
 @pytest.mark.parametrize('tx, state_type', [
     (adam_optax.scale_by_adam(), optax.ScaleByAdamState),
     (adam_optax.scale_by_adam(nesterov=True), optax.ScaleByAdamState),
@@ -400,15 +426,18 @@ def _compiled_program(tx, params):
   return sorted(re.sub(r'%[\w.\-]+', '%', text).splitlines())
 
 
+@pytest.mark.parametrize('x64', [False, True], ids=['float32', 'float64'])
 @pytest.mark.parametrize('opt', ['adam', 'adamw', 'nadam', 'nadamw',
                                  'amsgrad', 'amsgrad_uncorrected', 'adamax',
                                  'adamaxw'])
-def test_compiled_program_equals_optax(opt):
-  """Default float32 settings compile to Optax's program: same cost, bits."""
+def test_compiled_program_equals_optax(opt, x64):
+  """Real params, default options: Optax's program, so its cost and bits."""
   ours, theirs = _OPTIMIZERS[opt]
-  params = {'w': jnp.ones((3, 4)), 'b': jnp.ones(4)}
-  assert (_compiled_program(ours(learning_rate=1e-3), params)
-          == _compiled_program(theirs(learning_rate=1e-3), params))
+  with jax.enable_x64(x64):
+    dtype = jnp.float64 if x64 else jnp.float32
+    params = {'w': jnp.ones((3, 4), dtype), 'b': jnp.ones(4, dtype)}
+    assert (_compiled_program(ours(learning_rate=1e-3), params)
+            == _compiled_program(theirs(learning_rate=1e-3), params))
 
 
 def test_compiled_program_comparison_sees_a_difference():
