@@ -289,7 +289,7 @@ _SAME_NAMES = ['scale_by_adam', 'scale_by_amsgrad', 'scale_by_adamax', 'adam',
 
 
 def _split_signature(fn):
-  """(positional params, keyword-only params) of `fn` as [(name, default)]."""
+  """`fn`'s positional [(name, default)] and keyword-only {name: default}."""
   params = inspect.signature(fn).parameters.values()
   positional = [(p.name, p.default) for p in params
                 if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
