@@ -280,12 +280,14 @@ def test_step_key_is_a_pure_function_of_seed_epoch_position():
 
 
 def test_random_shift_moves_each_image_with_zero_fill():
-  """Each image equals its original moved by some (dy, dx), zeros shifted in."""
-  images = jnp.asarray(np.random.default_rng(0).integers(
-      1, 256, (16, 28, 28, 1), np.uint8))
-  shifted = np.asarray(train.random_shift(jax.random.key(0), images, 2))
+  """Each image is its original moved by one (dy, dx), zeros shifted in; all
+  25 shifts in [-2, 2]^2 occur."""
+  images = np.random.default_rng(0).integers(1, 256, (300, 28, 28, 1),
+                                             np.uint8)
+  shifted = np.asarray(train.random_shift(jax.random.key(0),
+                                          jnp.asarray(images), 2))
   seen = set()
-  for original, moved in zip(np.asarray(images), shifted):
+  for original, moved in zip(images, shifted):
     matches = []
     for dy in range(-2, 3):
       for dx in range(-2, 3):
@@ -297,7 +299,29 @@ def test_random_shift_moves_each_image_with_zero_fill():
           matches.append((dy, dx))
     assert len(matches) == 1
     seen.add(matches[0])
-  assert len(seen) > 3  # Not all the same shift.
+  assert len(seen) == 25
+
+
+def test_divergence_rule_is_ten_times_a_uniform_guess():
+  """ln(10) * 10 = 23.03: a mean loss just below passes, just above stops."""
+  train._check_divergence(23.0, 1, 10)
+  with pytest.raises(FloatingPointError, match='epoch 4 mean training loss'):
+    train._check_divergence(23.1, 4, 10)
+
+
+def test_l2_enters_the_gradient():
+  """With SGD at rate 1, one step moves w by -(grad of cross-entropy + l2 w)."""
+  import optax  # pylint: disable=g-import-not-at-top
+  images, labels = random_data(7, 16)
+  state = train.create_train_state(jax.random.key(0), models.CNN(),
+                                   optax.sgd(1.0), (28, 28, 1))
+  grads = jax.grad(lambda p: train.loss_and_logits(
+      p, state.apply_fn, images, labels)[0].mean())(state.params)
+  new, _ = train.train_step(state, (images, labels), 1,
+                            train.StepOptions(l2=0.5))
+  expected = jax.tree.map(lambda p, g: p - (g + 0.5 * p), state.params, grads)
+  for got, want in zip(jax.tree.leaves(new.params), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 def test_l2_and_label_smoothing_enter_the_loss_as_stated():
