@@ -325,12 +325,19 @@ def create_schedule(
   return optax.join_schedules([warmup, schedule], [warmup_steps])
 
 
+# How a low-precision parameter absorbs its update (config.param_rounding):
+# round to nearest (plain), Kahan-compensated, or stochastically rounded.
+PARAM_ROUNDINGS = ('nearest', 'kahan', 'stochastic')
+
+
 def from_config(config: Any, total_steps: int) -> optax.GradientTransformation:
   """Builds the optimizer a config describes (outside any jitted code).
 
   Args:
     config: a ConfigDict with `optimizer` (name, learning_rate and optional
-      hyperparameters), `schedule`, `warmup_steps` and `grad_clip_norm`.
+      hyperparameters), `schedule`, `warmup_steps`, `grad_clip_norm` and
+      optionally `param_rounding` (one of PARAM_ROUNDINGS; with 'stochastic',
+      `seed` seeds the rounding noise).
     total_steps: the number of optimizer steps in the run (for schedules).
 
   Returns:
@@ -345,4 +352,16 @@ def from_config(config: Any, total_steps: int) -> optax.GradientTransformation:
   learning_rate = opt.pop('learning_rate')
   schedule = create_schedule(config.schedule, learning_rate, total_steps,
                              config.warmup_steps)
-  return create_optimizer(name, schedule, config.grad_clip_norm, **opt)
+  tx = create_optimizer(name, schedule, config.grad_clip_norm, **opt)
+  rounding = config.get('param_rounding', 'nearest')
+  if rounding == 'nearest':
+    return tx
+  # Last in the chain: it turns the final update into one that lands on the
+  # low-precision parameter (adam_lowmem's docstrings say how).
+  if rounding == 'kahan':
+    return optax.chain(tx, adam_lowmem.kahan_compensation())
+  if rounding == 'stochastic':
+    return optax.chain(tx, adam_lowmem.stochastic_rounding(config.seed))
+  raise errors.ConfigError(
+      f'config.param_rounding={rounding!r} is invalid; accepted: '
+      f'{", ".join(PARAM_ROUNDINGS)}.')

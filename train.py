@@ -43,6 +43,9 @@ Metrics = dict[str, jax.Array]
 # uniform guess, ln(num_classes), has diverged (see _check_divergence).
 DIVERGENCE_FACTOR = 10
 
+# Storage dtypes of the parameters (config.param_dtype).
+PARAM_DTYPES = ('float32', 'bfloat16', 'float16')
+
 
 class TrainState(train_state.TrainState):
   """A Flax TrainState plus everything else a run needs to continue exactly.
@@ -86,6 +89,7 @@ def create_train_state(
     image_shape: tuple[int, ...],
     data_rng: Optional[jax.Array] = None,
     ema: bool = False,
+    param_dtype: Any = jnp.float32,
 ) -> TrainState:
   """Initialises parameters from `rng` and the optimizer state.
 
@@ -96,6 +100,8 @@ def create_train_state(
     image_shape: shape of one image, e.g. (28, 28, 1).
     data_rng: the data-order key (default: derived from `rng`).
     ema: keep a moving average of the parameters (starting at them).
+    param_dtype: the dtype the parameters are stored in (initialised in
+      float32, then cast); the forward pass computes in float32 either way.
 
   Returns:
     A TrainState at step 0, epoch 1, position 0.
@@ -103,6 +109,7 @@ def create_train_state(
   if data_rng is None:
     data_rng = jax.random.fold_in(rng, 1)
   params = model.init(rng, jnp.zeros((1, *image_shape), jnp.float32))['params']
+  params = jax.tree.map(lambda p: p.astype(param_dtype), params)
   return TrainState.create(
       apply_fn=model.apply, params=params, tx=tx,
       data_key=jax.random.key_data(data_rng), epoch=jnp.int32(1),
@@ -610,6 +617,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   _check_fraction('label_smoothing', config.label_smoothing, 0.0, 1.0,
                   upper_open=False)
   _check_fraction('l2', config.l2, 0.0, math.inf)
+  if config.param_dtype not in PARAM_DTYPES:
+    raise errors.ConfigError(
+        f'config.param_dtype={config.param_dtype!r} is invalid; accepted: '
+        f'{", ".join(PARAM_DTYPES)}.')
   if config.ema_decay is not None:
     _check_fraction('ema_decay', config.ema_decay, 0.0, 1.0)
   if config.dropout_rate is not None:
@@ -698,7 +709,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
 
   init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
   state = create_train_state(init_rng, model, tx, train.images.shape[1:],
-                             data_rng, ema=config.ema_decay is not None)
+                             data_rng, ema=config.ema_decay is not None,
+                             param_dtype=config.param_dtype)
   # Every process computed the same state from the seed; each places its
   # devices' copies (or pieces).
   state = distributed.place(state, distributed.state_shardings(

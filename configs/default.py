@@ -66,6 +66,11 @@ def get_config() -> ml_collections.ConfigDict:
   # > 0: hold out the last N training examples and evaluate on them instead
   # of the test split (for choosing hyperparameters).
   config.validation_examples = 0
+  # Storage dtype of the parameters (train.PARAM_DTYPES) and how a
+  # low-precision parameter absorbs its update: nearest (plain rounding),
+  # kahan (compensated) or stochastic (optimizers.PARAM_ROUNDINGS).
+  config.param_dtype = 'float32'
+  config.param_rounding = 'nearest'
   config.optimizer = optimizer_config('adam', 5e-4)
   config.schedule = 'constant'
   config.warmup_steps = 0

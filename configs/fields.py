@@ -33,6 +33,10 @@ HELP = {
                  'this decay; None: off',
     'validation_examples': 'hold out the last N training examples and '
                            'evaluate on them instead of the test split',
+    'param_dtype': 'storage dtype of the parameters: float32, bfloat16, '
+                   'float16 (compute stays float32)',
+    'param_rounding': 'how low-precision parameters take their updates: '
+                      'nearest, kahan (compensated), stochastic',
     'optimizer.name': 'a name from the optimizer registry (optimizers.py)',
     'optimizer.learning_rate': 'the base (peak) learning rate, >= 0',
     'optimizer.b1': 'Adam family: decay of the first moment, in [0, 1)',

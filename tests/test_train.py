@@ -414,3 +414,33 @@ def test_divergence_without_nan_is_stopped(tiny_mnist_dir, tmp_path):
                      match=r'Training diverged: epoch 1 mean training loss|'
                      r'Training loss is (nan|inf) at step \d+'):
     train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_bfloat16_parameters_with_kahan_compensation_train(tiny_mnist_dir,
+                                                           tmp_path):
+  """param_dtype=bfloat16: bf16 weights; Kahan's buffer changes the result."""
+  finals = {}
+  for rounding in ('nearest', 'kahan'):
+    config = tiny_config(tiny_mnist_dir, param_dtype='bfloat16',
+                         param_rounding=rounding)
+    state = train.train_and_evaluate(config, str(tmp_path / rounding))
+    assert {p.dtype for p in jax.tree.leaves(state.params)} == {
+        jnp.dtype(jnp.bfloat16)}
+    rows = [json.loads(l) for l in
+            (tmp_path / rounding / 'metrics.jsonl').read_text().splitlines()]
+    assert rows[1]['train_loss'] < rows[0]['train_loss']
+    finals[rounding] = np.asarray(state.params['Dense_0']['kernel'],
+                                  np.float32)
+  assert not np.array_equal(finals['nearest'], finals['kahan'])
+
+
+def test_bad_param_dtype_and_rounding_are_named(tiny_mnist_dir, tmp_path):
+  """Unknown storage dtypes and rounding modes list what is accepted."""
+  with pytest.raises(ValueError, match=r"param_dtype='int8' is invalid; "
+                     r'accepted: float32, bfloat16, float16'):
+    train.train_and_evaluate(
+        tiny_config(tiny_mnist_dir, param_dtype='int8'), str(tmp_path))
+  with pytest.raises(ValueError, match=r"param_rounding='up' is invalid; "
+                     r'accepted: nearest, kahan, stochastic'):
+    train.train_and_evaluate(
+        tiny_config(tiny_mnist_dir, param_rounding='up'), str(tmp_path))
