@@ -363,7 +363,12 @@ def grid_rows(config: ml_collections.ConfigDict,
       first, last = per_epoch[0][lane], per_epoch[-1][lane]
       diverged = [e + 1 for e, losses in enumerate(per_epoch)
                   if is_diverged(losses[lane])]
-      status = f'diverged in epoch {diverged[0]}' if diverged else 'ok'
+      if not diverged:
+        status = 'ok'
+      elif is_diverged(last):
+        status = f'diverged in epoch {diverged[0]}'
+      else:
+        status = f'blew up in epoch {diverged[0]}, then recovered'
       rows.append([correction, b1, b2, exponent, 10.0**exponent,
                    f'{first:.2f}', f'{last:.2f}', len(per_epoch), status])
   return rows
@@ -386,7 +391,8 @@ def write_figure(config: ml_collections.ConfigDict,
   pairs = [(b1, b2) for b1 in config.b1s for b2 in config.b2s]
   epochs = sorted({len(v) for v in cells.values()})
   shown = [epochs[-1]] + ([1] if epochs[-1] != 1 else [])
-  fig = Figure(figsize=(3.0 * len(pairs), 3.0 * len(shown)), dpi=config.dpi,
+  fig = Figure(figsize=(max(3.0 * len(pairs), 6.0), 3.0 * len(shown)),
+               dpi=config.dpi,
                layout='constrained')
   FigureCanvasAgg(fig)
   axes = fig.subplots(len(shown), len(pairs), squeeze=False, sharey='row')
@@ -398,7 +404,7 @@ def write_figure(config: ml_collections.ConfigDict,
     low = min(finite) if finite else 0.0
     # The top of the panel: a little above the worst finite loss, capped so
     # that one near-diverged run does not flatten every other curve.
-    top = min(max(finite) if finite else 1.0, 2.5 * low) if finite else 1.0
+    top = min(max(finite), 3.0 * low) if finite else 1.0
     top = low + 1.1 * (top - low) + 1.0
     for col, (b1, b2) in enumerate(pairs):
       ax = axes[row][col]
@@ -411,7 +417,9 @@ def write_figure(config: ml_collections.ConfigDict,
         label = 'bias correction' if correction else 'no bias correction'
         ax.plot(x, np.where(bad, np.nan, y), marker='o',
                 color=colours[correction], label=label)
-        ax.plot(x[bad], np.full(bad.sum(), top), linestyle='none',
+        # Side by side, so two x's at one rate do not hide each other.
+        shift = 0.08 if correction else -0.08
+        ax.plot(x[bad] + shift, np.full(bad.sum(), top), linestyle='none',
                 marker='x', markersize=9, color=colours[correction])
       ax.set_ylim(low - 0.05 * (top - low), top * 1.02)
       ax.set_title(f'b1={b1:g}, b2={b2:g}, epoch {epoch}', fontsize='small')
@@ -420,7 +428,7 @@ def write_figure(config: ml_collections.ConfigDict,
     axes[row][0].set_ylabel('loss (negative ELBO, nats)')
   axes[0][0].legend(fontsize='x-small')
   fig.suptitle('VAE on MNIST: Adam with (red) and without (green) bias '
-               'correction; x: off the scale or diverged', fontsize='small')
+               'correction\nx: off the scale or diverged', fontsize='small')
   figures.save_png(fig, path)
 
 
