@@ -1,7 +1,9 @@
 """Tests for input_pipeline: IDX parsing, folder loading and the TFDS path."""
 
+import base64
 import functools
 import gzip
+import hashlib
 import http.server
 import logging
 import os
@@ -63,13 +65,25 @@ def _write_maybe_gzipped(path, data):
      r'.*bad IDX magic number 0x00000d03.*0x00000801.*0x00000803'),
     # A payload shorter or longer than the dimensions need gives both counts.
     ('images', _header(0x00000803, 2, 28, 28) + bytes(1000),
-     r'.*truncated payload.*need 1568 payload bytes, found 1000'),
+     r': truncated payload: dimensions \(2, 28, 28\) need 1568 payload '
+     r'bytes, found 1000$'),
     ('labels.gz', _header(0x00000801, 3) + bytes(5),
-     r'.*trailing bytes.*need 3 payload bytes, found 5'),
+     r': trailing bytes: dimensions \(3,\) need 3 payload bytes, found 5$'),
+    # Dimension sizes are read as whole 4-byte big-endian numbers.
+    ('labels', _header(0x00000801, 2**24 + 5),
+     r': truncated payload: dimensions \(16777221,\) need 16777221 payload '
+     r'bytes, found 0$'),
+    ('images', _header(0x00000803, 2, 2**24 + 1, 3) + bytes(6),
+     r': truncated payload: dimensions \(2, 16777217, 3\) need 100663302 '
+     r'payload bytes, found 6$'),
     # A file cut inside the magic number or the dimensions.
-    ('images', b'\x00\x00', r'.*truncated IDX header: 2 bytes, need 4'),
+    ('images', b'\x00\x00', r': truncated IDX header: 2 bytes, need 4 for the '
+     r'magic number$'),
+    ('labels', _header(0x00000801), r': truncated IDX header: 4 bytes, need 8 '
+     r'for the magic number and 1 dimension sizes$'),
     ('images', _header(0x00000803, 60000, 28),
-     r'.*truncated IDX header: 12 bytes, need 16'),
+     r': truncated IDX header: 12 bytes, need 16 for the magic number and 3 '
+     r'dimension sizes$'),
 ])
 def test_read_idx_rejects_malformed_files(tmp_path, name, data, problem):
   """A malformed IDX file is a DataError naming the file and the problem."""
@@ -127,12 +141,14 @@ def test_load_idx_dir_reads_plain_and_mixed_files(tiny_mnist_dir):
 
 
 def test_load_idx_dir_names_missing_file_and_folder(tiny_mnist_dir):
-  """A missing file is named, along with the folder and the expected names."""
+  """Missing files are named, along with the folder and the expected names."""
   os.remove(os.path.join(tiny_mnist_dir, 't10k-labels-idx1-ubyte.gz'))
+  os.remove(os.path.join(tiny_mnist_dir, 'train-images-idx3-ubyte.gz'))
   with pytest.raises(
       errors.MissingFileError,
-      match='^' + re.escape(tiny_mnist_dir) + r' lacks t10k-labels-idx1-ubyte '
-      r'\(plain or \.gz\); it must hold the four IDX files '
+      match='^' + re.escape(tiny_mnist_dir) + r' lacks train-images-idx3-ubyte, '
+      r't10k-labels-idx1-ubyte \(plain or \.gz\); it must hold the four IDX '
+      r'files '
       r'train-images-idx3-ubyte, train-labels-idx1-ubyte, '
       r't10k-images-idx3-ubyte, t10k-labels-idx1-ubyte'):
     input_pipeline.load_idx_dir(tiny_mnist_dir)
@@ -420,7 +436,7 @@ def idx_server(tiny_mnist_dir, monkeypatch):
 
 
 def test_load_dataset_downloads_once_into_tfds_data_dir(
-    tmp_path, monkeypatch, idx_server):
+    tmp_path, monkeypatch, idx_server, caplog):
   """Without a folder, TFDS downloads into its data dir, then reuses it."""
   tfds = pytest.importorskip('tensorflow_datasets')
   server, url = idx_server
@@ -430,10 +446,13 @@ def test_load_dataset_downloads_once_into_tfds_data_dir(
   # Point TFDS's mnist builder at the local server instead of the internet.
   monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
 
+  caplog.set_level(logging.INFO)
   train, test = input_pipeline.load_dataset('mnist', None)
 
   assert (train.images.shape, test.images.shape) == (
       (256, 28, 28, 1), (128, 28, 28, 1))
+  assert (f'Fetching mnist with TFDS into {data_dir / "downloads"}.'
+          in caplog.messages)
   cached = list((data_dir / 'downloads' / 'mnist').glob('*.gz'))
   assert len(cached) == 4
   # With the server gone, only the cache can provide the files.
@@ -441,6 +460,68 @@ def test_load_dataset_downloads_once_into_tfds_data_dir(
   server.server_close()
   cached_train, _ = input_pipeline.load_dataset('mnist', None)
   np.testing.assert_array_equal(cached_train.images, train.images)
+
+
+def test_registered_checksums_name_the_cache(tmp_path, monkeypatch,
+                                            idx_server, tiny_mnist_dir):
+  """Files TFDS knows checksums for are cached by checksum, and found there."""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  from tensorflow_datasets.core.download import checksums  # pylint: disable=g-import-not-at-top
+  server, url = idx_server
+  data_dir = tmp_path / 'tfds'
+  monkeypatch.setenv('TFDS_DATA_DIR', str(data_dir))
+  monkeypatch.setenv('no_proxy', '127.0.0.1')
+  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+  # Register the served files' checksums, as TFDS registers the real ones.
+  registered = {}
+  for name in os.listdir(tiny_mnist_dir):
+    with open(os.path.join(tiny_mnist_dir, name), 'rb') as f:
+      content = f.read()
+    registered[url + name] = checksums.UrlInfo(
+        size=len(content), checksum=hashlib.sha256(content).hexdigest(),
+        filename=name)
+  monkeypatch.setattr(checksums, 'get_all_url_infos', lambda: registered)
+
+  train, _ = input_pipeline.load_dataset('mnist', None)
+  cached = os.listdir(data_dir / 'downloads' / 'mnist')
+  # TFDS names a registered file after its checksum (in unpadded base64).
+  for info in registered.values():
+    tag = base64.urlsafe_b64encode(bytes.fromhex(info.checksum)).decode()
+    assert any(tag.rstrip('=') in name for name in cached), cached
+  server.shutdown()
+  server.server_close()
+  cached_train, _ = input_pipeline.load_dataset('mnist', None)
+  np.testing.assert_array_equal(cached_train.labels, train.labels)
+
+
+def test_downloaded_split_without_examples(tmp_path, monkeypatch, idx_server,
+                                          tiny_mnist_dir):
+  """Downloaded files are checked as a folder's are: an empty split is named."""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  _, url = idx_server
+  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
+  monkeypatch.setenv('no_proxy', '127.0.0.1')
+  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+  write_idx(os.path.join(tiny_mnist_dir, 't10k-images-idx3-ubyte.gz'),
+            np.zeros((0, 28, 28), np.uint8))
+  write_idx(os.path.join(tiny_mnist_dir, 't10k-labels-idx1-ubyte.gz'),
+            np.zeros(0, np.uint8))
+  with pytest.raises(errors.DataError,
+                     match='hold 0 examples; the test split needs at least '
+                     'one$'):
+    input_pipeline.load_dataset('mnist', None)
+
+
+def test_without_tfds_the_error_asks_for_a_folder(monkeypatch):
+  """With TFDS not installed, the error says so and asks for data_dir."""
+  monkeypatch.setitem(sys.modules, 'tensorflow_datasets', None)
+  with pytest.raises(
+      errors.OfflineError,
+      match=r"^Could not download dataset 'fashion_mnist'; without network "
+      r'access pass --config\.data_dir=.* Reason: tensorflow_datasets is not '
+      r"installed \(import of tensorflow_datasets halted; None in "
+      r'sys\.modules\)$'):
+    input_pipeline.load_dataset('fashion_mnist', None)
 
 
 def test_download_refused_by_the_server_is_offline_error(
