@@ -470,7 +470,8 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
       f'{r.seed} (partial: {len(r.rows)}/{r.num_epochs} epochs)'
       for r in results if r in finished or r.diverged)
   if not finished:
-    return [name, learning_rate, extra, seeds] + ['diverged'] + [''] * 6
+    status = 'diverged' if any(r.diverged for r in results) else 'not run'
+    return [name, learning_rate, extra, seeds, status] + [''] * 6
   final = [r.rows[-1]['test_accuracy'] for r in finished]
   best = [max(row['test_accuracy'] for row in r.rows) for r in finished]
   loss = [r.rows[-1]['train_loss'] for r in finished]
@@ -496,30 +497,38 @@ def write_table(stem: str, header: Sequence[str],
   writers.write_table(stem, header, rows)
 
 
-def identical_runs(a: Sequence[Result], b: Sequence[Result]) -> bool:
-  """Whether two optimizers' runs coincide bit for bit, seed by seed.
+def identical_seeds(a: Sequence[Result], b: Sequence[Result]) -> list[int]:
+  """The seeds on which two optimizers' runs coincide bit for bit.
 
-  Compares every per-step training loss (TensorBoard) and every epoch's
-  train and test metrics exactly (float equality, no tolerance).
+  Compares, for every seed where both runs are complete, every epoch's train
+  and test metrics and every per-step training loss that both runs logged
+  (TensorBoard), exactly (float equality, no tolerance).
 
   Args:
     a: one optimizer's results, one per seed.
     b: the other's, for the same seeds in the same order.
 
   Returns:
-    True if every seed's losses and metrics are equal (and none diverged).
+    The seeds compared, if they are all equal; [] if any differs or no seed
+    has both runs complete.
   """
   keys = ('train_loss', 'train_accuracy', 'test_loss', 'test_accuracy')
+  seeds = []
   for x, y in zip(a, b):
-    if not (x.complete and y.complete) or len(x.rows) != len(y.rows):
-      return False
-    if any(rx.get(k) != ry.get(k) for rx, ry in zip(x.rows, y.rows)
-           for k in keys):
-      return False
-    if not np.array_equal(step_losses(x.workdir)[1],
-                          step_losses(y.workdir)[1]):
-      return False
-  return True
+    if not (x.complete and y.complete):
+      continue
+    if len(x.rows) != len(y.rows) or any(
+        rx.get(k) != ry.get(k) for rx, ry in zip(x.rows, y.rows)
+        for k in keys):
+      return []
+    (x_steps, x_losses), (y_steps, y_losses) = (step_losses(x.workdir),
+                                                step_losses(y.workdir))
+    # A step a resumed run's logging lost is missing, not different.
+    _, i, j = np.intersect1d(x_steps, y_steps, return_indices=True)
+    if not np.array_equal(x_losses[i], y_losses[j]):
+      return []
+    seeds.append(x.seed)
+  return seeds
 
 
 def _new_figure(dpi: int):
@@ -554,6 +563,7 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
   """
   from playground import figures  # pylint: disable=g-import-not-at-top
   fig, ax = _new_figure(dpi)
+  low, high = math.inf, 0.0
   for i, (text, steps, losses) in enumerate(series):
     length = min(len(l) for l in losses)
     if not length:
@@ -564,10 +574,15 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
     x = steps[0][:length]
     ax.plot(x, raw.mean(0), color=style['color'], alpha=0.2, linewidth=0.5)
     ax.plot(x, smoothed.mean(0), label=_spread(text, len(losses)), **style)
+    low, high = min(low, smoothed.min()), max(high, smoothed.max())
     if len(losses) > 1:
       ax.fill_between(x, smoothed.min(0), smoothed.max(0),
                       color=style['color'], alpha=0.15)
   ax.set_yscale('log')
+  if high > 0:
+    # The smoothed curves decide the range; single batches' losses (down to
+    # 1e-4 and below) would squash them into a band.
+    ax.set_ylim(low / 3, high * 1.5)
   ax.set_xlabel('step')
   ax.set_ylabel('training loss')
   ax.set_title(f'Training loss (smoothed, EMA weight {smoothing:g}; raw mean '
@@ -648,7 +663,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   Returns:
     {'learning_rates': {name: rate}, 'summary': rows, 'runs': rows,
-     'identical': [(name, name), ...] pairs with bitwise equal runs}.
+     'identical': [(name, name, seeds), ...] bitwise equal pairs}.
 
   Raises:
     errors.ConfigError: before any training, on a bad field or entry.
@@ -686,12 +701,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   paths = write_figures(workdir, labels, results, config.loss_smoothing,
                         target, config.dpi)
   names = list(config.optimizers)
-  identical = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
-               if identical_runs(results[a], results[b])]
+  identical = []
+  for i, a in enumerate(names):
+    for b in names[i + 1:]:
+      seeds = identical_seeds(results[a], results[b])
+      if seeds:
+        identical.append((a, b, seeds))
   with open(os.path.join(workdir, 'identical.txt'), 'w') as f:
-    for a, b in identical:
-      f.write(f'{a} and {b}: every step loss and epoch metric bitwise equal '
-              f'in seeds {", ".join(map(str, config.seeds))}\n')
+    for a, b, seeds in identical:
+      f.write(f'{a} and {b}: every logged step loss and epoch metric bitwise '
+              'equal '
+              f'in seeds {", ".join(map(str, seeds))}\n')
   print(f'Compared {len(config.optimizers)} optimizers x '
         f'{len(config.seeds)} seeds in {time.perf_counter() - start:.0f} s; '
         f'wrote {", ".join(paths)}, summary.md, summary.csv, runs.csv in '

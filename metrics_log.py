@@ -56,8 +56,10 @@ class RunLog:
     if self._writes:
       # Imported here: only a run that writes needs it.
       import tensorboardX  # pylint: disable=g-import-not-at-top
+      # TensorBoard drops the events at steps >= purge_step; those up to
+      # first_step (its loss, an epoch's metrics) were written for good.
       self._writer = tensorboardX.SummaryWriter(
-          os.path.join(workdir, TENSORBOARD_DIR), purge_step=first_step)
+          os.path.join(workdir, TENSORBOARD_DIR), purge_step=first_step + 1)
 
   def write_epoch(self, metrics: dict[str, Any], step: int) -> bool:
     """Appends one epoch's metrics unless that epoch is already logged.

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -181,9 +182,10 @@ def test_our_adam_and_optax_adam_coincide_bitwise(compared):
   """Same start, same batches: identical step losses and metrics."""
   _, workdir, result, _ = compared
   # The runner finds exactly this pair (sgd differs from both).
-  assert result['identical'] == [('adam', 'optax_adam')]
-  assert open(os.path.join(workdir, 'identical.txt')).read().startswith(
-      'adam and optax_adam: every step loss')
+  assert result['identical'] == [('adam', 'optax_adam', [0, 1])]
+  assert open(os.path.join(workdir, 'identical.txt')).read() == (
+      'adam and optax_adam: every logged step loss and epoch metric bitwise '
+      'equal in seeds 0, 1\n')
   for seed in (0, 1):
     ours, theirs = (os.path.join(workdir, 'runs', n, f'seed_{seed}')
                     for n in ('adam', 'optax_adam'))
@@ -314,3 +316,18 @@ def test_run_config_is_an_ordinary_training_config(tmp_path):
   assert not set(compare.COMPARE_FIELDS) & set(adam.keys())
   train.validate_config(adam)
   assert compare.label('adam', 2e-3, {'b2': 0.99}) == 'adam, lr=0.002, b2=0.99'
+
+
+def test_resumed_log_keeps_the_steps_written_before(tmp_path):
+  """A run resumed from step 3 keeps steps 1-3's losses, drops a killed 4."""
+  log = metrics_log.RunLog(str(tmp_path), 0, 1, 1e9)
+  log.write_steps(0, [1.0, 2.0, 3.0, 9.0], 64, 1, 4, 10)  # 4: after the save.
+  log.close()
+  # Event files are named by the second they were opened in.
+  time.sleep(1.1)
+  log = metrics_log.RunLog(str(tmp_path), 3, 1, 1e9)
+  log.write_steps(3, [4.0, 5.0], 64, 1, 5, 10)
+  log.close()
+  steps, losses = compare.step_losses(str(tmp_path))
+  assert steps.tolist() == [1, 2, 3, 4, 5]
+  assert losses.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
