@@ -173,6 +173,15 @@ def test_unknown_optimizer_lists_the_registry():
     optimizers.create_optimizer('adamm', 1e-3)
 
 
+def test_several_foreign_hyperparameters_are_all_named():
+  """Every hyperparameter not taken is named, in alphabetical order."""
+  with pytest.raises(
+      errors.ConfigError,
+      match=r"^Optimizer 'adagrad' does not take b2, decay, rho; it accepts: "
+      r'learning_rate, initial_accumulator_value, eps\.$'):
+    optimizers.create_optimizer('adagrad', 0.1, rho=0.5, b2=0.9, decay=0.9)
+
+
 @pytest.mark.parametrize('name, field, message', [
     ('sgd', 'b1', 'learning_rate, momentum, nesterov'),
     # Keywords of the Optax function that have no config slot are not offered.
