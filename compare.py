@@ -366,8 +366,9 @@ def search(config: ml_collections.ConfigDict, workdir: str,
                 'not finished')
       if r is best and edge and len(results) > 1:
         status = 'ok, at the edge of the grid'
-      rows.append([name, r.learning_rate, last.get('val_accuracy', ''),
-                   last.get('val_loss', ''), last.get('train_loss', ''),
+      numbers = [f'{last[k]:.4f}' if k in last else ''
+                 for k in ('val_accuracy', 'val_loss', 'train_loss')]
+      rows.append([name, r.learning_rate, *numbers,
                    'yes' if r is best else '', status])
   return chosen, rows
 
