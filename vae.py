@@ -218,6 +218,7 @@ def make_train_epoch(model: VAE, tx: optax.GradientTransformation):
   def train_epoch(params, opt_state, images, batch_indices, data_key, epoch):
     """Trains every lane through this epoch's batches."""
     def body(carry, scanned):
+      """One step of every lane on the batch at `scanned`'s position."""
       params, opt_state = carry
       position, indices = scanned
       rng = train.step_key(data_key, epoch, position)
@@ -290,6 +291,7 @@ def cell_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
 def _check_grid(config: ml_collections.ConfigDict) -> None:
   """Raises ConfigError naming the first bad grid field, before any work."""
   def numbers(name, low, high, closed_high=False):
+    """Raises unless config[name] is a tuple of distinct numbers in range."""
     value = config[name]
     ok = (isinstance(value, (tuple, list)) and value and all(
         isinstance(v, (int, float)) and not isinstance(v, bool) and

@@ -80,6 +80,7 @@ def numpy_negative_elbo(params, x, noise):
   p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
 
   def dense(name, h):
+    """The named Dense layer applied to h."""
     return h @ p[name]['kernel'] + p[name]['bias']
 
   h = softplus(dense('encoder_hidden', x))
@@ -128,6 +129,7 @@ def sequential_adam(model, params, images, batch_indices, data_key, rate,
 
   @jax.jit
   def step(params, state, x, rng):
+    """One plain (unbatched) Adam step; the loss is before it."""
     loss, grads = jax.value_and_grad(vae.batch_loss)(params, model, x, rng)
     updates, state = tx.update(grads, state, params)
     return optax.apply_updates(params, updates), state, loss
@@ -299,6 +301,7 @@ def test_vae_config_runs_one_tiny_epoch_and_resumes(tiny_mnist_dir, tmp_path,
   assert len(os.listdir(os.path.join(tmp_path, vae.CELLS_DIR))) == 12
 
   def no_training(*args, **kwargs):
+    """Stands in for train_cell: a finished cell must not reach it."""
     raise AssertionError('a finished cell was trained again')
 
   monkeypatch.setattr(vae, 'train_cell', no_training)
