@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+import adam_lowmem
 from configs import default
 import errors
 import optimizers
@@ -527,3 +528,61 @@ def test_registry_optimizers_run_under_jit():
     tx = optimizers.create_optimizer(name, 0.1)
     updates, _ = jax.jit(tx.update)(params, tx.init(params), params)
     assert np.all(np.isfinite(updates)), name
+
+
+def _bf16_trajectory(tx, num_steps=12):
+  """The bf16 parameters `tx` reaches from fixed bf16 params and gradients."""
+  params = jnp.array([1.0, -2.0, 0.5], jnp.bfloat16)
+  grads = jnp.array([0.3, -0.2, 0.1], jnp.bfloat16)
+  state = tx.init(params)
+  seen = []
+  for _ in range(num_steps):
+    updates, state = tx.update(grads, state, params)
+    params = optax.apply_updates(params, updates)
+    seen.append(params.astype(jnp.float32))
+  return np.stack(seen)
+
+
+@pytest.mark.parametrize('rounding, last', [
+    ('kahan', adam_lowmem.kahan_compensation()),
+    ('stochastic', adam_lowmem.stochastic_rounding(7)),
+])
+def test_from_config_chains_the_param_rounding_last(rounding, last):
+  """param_rounding appends its transform after the optimizer."""
+  config = default.get_config()
+  config.optimizer.name = 'sgd'
+  config.optimizer.learning_rate = 2e-3
+  config.seed = 7
+  config.param_rounding = rounding
+  ours = _bf16_trajectory(optimizers.from_config(config, total_steps=10))
+  expected = _bf16_trajectory(
+      optax.chain(optimizers.create_optimizer('sgd', 2e-3), last))
+  np.testing.assert_array_equal(ours, expected)
+  # Plain bf16 rounding loses these small steps; the rounding keeps them.
+  config.param_rounding = 'nearest'
+  plain = _bf16_trajectory(optimizers.from_config(config, total_steps=10))
+  assert not np.array_equal(ours, plain)
+  np.testing.assert_array_equal(
+      plain, _bf16_trajectory(optimizers.create_optimizer('sgd', 2e-3)))
+
+
+def test_from_config_without_param_rounding_is_the_plain_optimizer():
+  """A config without the field (older runs) rounds to nearest."""
+  config = default.get_config()
+  config.optimizer.name = 'sgd'
+  config.optimizer.learning_rate = 2e-3
+  del config['param_rounding']
+  np.testing.assert_array_equal(
+      _bf16_trajectory(optimizers.from_config(config, total_steps=10)),
+      _bf16_trajectory(optimizers.create_optimizer('sgd', 2e-3)))
+
+
+def test_from_config_refuses_an_unknown_param_rounding():
+  """An unknown rounding is a ConfigError listing the accepted ones."""
+  config = default.get_config()
+  config.param_rounding = 'floor'
+  with pytest.raises(
+      errors.ConfigError,
+      match=r"^config\.param_rounding='floor' is invalid; accepted: nearest, "
+      r'kahan, stochastic\.$'):
+    optimizers.from_config(config, total_steps=10)
