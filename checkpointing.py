@@ -84,23 +84,30 @@ def _as_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.to_json_best_effort())
 
 
-def config_differences(saved: dict[str, Any],
-                       current: dict[str, Any]) -> list[str]:
+def config_differences(saved: dict[str, Any], current: dict[str, Any],
+                       defaults: Optional[dict[str, Any]] = None) -> list[str]:
   """Names the fields, outside HARMLESS_FIELDS, that differ, with both values.
+
+  A field missing from the saved config was added to the project after that
+  run started, when the code behaved as its default does; so it counts as
+  saved with its value in `defaults`.
 
   Args:
     saved: the config a workdir's run was started with, as a JSON dict.
     current: the config of this run, as a JSON dict.
+    defaults: the default config, as a JSON dict (None: no defaults).
 
   Returns:
     Sorted 'field (saved X, now Y)' strings; empty if the run may resume.
   """
   saved, current = _flat(saved), _flat(current)
+  defaults = _flat(defaults or {})
   differences = []
   for field in sorted(set(saved) | set(current)):
     if field.split('.')[0] in HARMLESS_FIELDS:
       continue
-    before, after = saved.get(field, '<absent>'), current.get(field, '<absent>')
+    before = saved.get(field, defaults.get(field, '<absent>'))
+    after = current.get(field, '<absent>')
     if before != after:
       differences.append(f'{field} (saved {before!r}, now {after!r})')
   return differences
@@ -162,7 +169,10 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
         raise errors.WorkdirError(
             f'{path} is not valid JSON ({e}); pass --config.restart=True to '
             'move the old run aside and start afresh.') from e
-    differences = config_differences(saved, current)
+    # Imported here: the defaults are only needed to compare old workdirs.
+    from configs import default  # pylint: disable=g-import-not-at-top
+    differences = config_differences(saved, current,
+                                     _as_json_dict(default.get_config()))
     if differences:
       raise errors.WorkdirError(
           f'{workdir} holds a run with a different config: '

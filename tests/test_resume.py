@@ -260,3 +260,21 @@ def test_tensorboard_events_hold_epoch_and_step_metrics(reference):
       [row['test_accuracy'] for row in metrics(reference)])
   steps = [e.step for e in accumulator.Scalars('train/loss')]
   assert steps == list(range(50, NUM_EPOCHS * STEPS_PER_EPOCH + 1, 50))
+
+
+def test_fields_added_after_a_run_started_count_as_their_defaults():
+  """A saved config without a newer field resumes if the field is default."""
+  saved = {'seed': 0, 'optimizer': {'name': 'adam'}}
+  defaults = {'seed': 0, 'param_dtype': 'float32',
+              'optimizer': {'name': 'adam', 'b1': None}}
+  current = {'seed': 0, 'param_dtype': 'float32',
+             'optimizer': {'name': 'adam', 'b1': None}}
+  assert checkpointing.config_differences(saved, current, defaults) == []
+  current['param_dtype'] = 'bfloat16'
+  current['optimizer']['b1'] = 0.8
+  assert checkpointing.config_differences(saved, current, defaults) == [
+      "optimizer.b1 (saved None, now 0.8)",
+      "param_dtype (saved 'float32', now 'bfloat16')"]
+  assert checkpointing.config_differences(saved, current) == [
+      "optimizer.b1 (saved '<absent>', now 0.8)",
+      "param_dtype (saved '<absent>', now 'bfloat16')"]
