@@ -11,8 +11,10 @@ exponential moving average of the weights (decay 0.999) for evaluation.
 Every choice was checked on a validation split (the last 10,000 training
 images held out: --config.validation_examples=10000), never on the test set.
 
-Measured: see RESULTS.md ("A best recipe") for the validation run and the
-test accuracy per seed at epoch 10.
+Measured (2-core CPU, jax 0.10.2; RESULTS.md, "A best recipe"): validation
+accuracy 99.49% after epoch 10 (seed 0, 10,000 held out); test accuracy after
+epoch 10 on all 60,000 training images: 99.43% (seed 0), 99.54% (seed 1),
+99.52% (seed 2), mean 99.497%, just short of 99.5%.
 """
 
 from configs import default
