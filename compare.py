@@ -607,6 +607,7 @@ def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
   Returns:
     The matplotlib figure.
   """
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   from playground import figures  # pylint: disable=g-import-not-at-top
   fig, ax = _new_figure(dpi)
   for i, (text, curves) in enumerate(series):
@@ -624,6 +625,7 @@ def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
   ax.axhline(target, color='grey', linewidth=0.8, linestyle='--',
              label=f'target {target:g}')
   ax.set_xlabel('epoch')
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
   ax.set_ylabel(metric)
   ax.set_title(f'{metric[0].upper()}{metric[1:]} after each epoch (mean over '
                'seeds)')
