@@ -884,6 +884,16 @@ def train_and_evaluate(
         # epoch's training exactly but never its row (see metrics_log).
         state = state.next_epoch()
         _save(run, state)
+        if stop.signal_name is not None:
+          # Asked to stop during an evaluation: the end of the epoch is
+          # saved, so stop here rather than start the next epoch (or let a
+          # caller such as compare.py start its next run).
+          run.checkpoints.wait()
+          raise errors.InterruptedRun(
+              f'Stopped by {stop.signal_name} after epoch {epoch} (step '
+              f'{int(state.step)}); checkpoint saved in '
+              f'{run.checkpoints.directory}. Rerun the same command to '
+              'resume.')
   finally:
     log.close()
     run.checkpoints.close()

@@ -444,3 +444,24 @@ def test_bad_param_dtype_and_rounding_are_named(tiny_mnist_dir, tmp_path):
                      r'accepted: nearest, kahan, stochastic'):
     train.train_and_evaluate(
         tiny_config(tiny_mnist_dir, param_rounding='up'), str(tmp_path))
+
+
+def test_a_stop_requested_during_the_last_evaluation_is_not_lost(
+    tiny_mnist_dir, tmp_path, monkeypatch):
+  """SIGTERM while the final epoch is evaluated: saved, then InterruptedRun."""
+  import errors  # pylint: disable=g-import-not-at-top
+  import signal  # pylint: disable=g-import-not-at-top
+  original = train.evaluate
+
+  def evaluate_then_signal(state, split, batch_size):
+    """Evaluates, with a SIGTERM arriving meanwhile."""
+    signal.raise_signal(signal.SIGTERM)
+    return original(state, split, batch_size)
+
+  monkeypatch.setattr(train, 'evaluate', evaluate_then_signal)
+  with pytest.raises(errors.InterruptedRun,
+                     match=r'Stopped by SIGTERM after epoch 1 \(step 8\)'):
+    train.train_and_evaluate(tiny_config(tiny_mnist_dir, num_epochs=1),
+                             str(tmp_path))
+  assert (tmp_path / 'checkpoints' / '8').is_dir()
+  assert len((tmp_path / 'metrics.jsonl').read_text().splitlines()) == 1
