@@ -541,6 +541,29 @@ def test_download_refused_by_the_server_is_offline_error(
     input_pipeline.load_dataset('mnist', None)
 
 
+def test_silent_server_times_out(tmp_path, monkeypatch):
+  """A server that accepts but never answers is given up on, not waited for."""
+  tfds = pytest.importorskip('tensorflow_datasets')
+  # Listening without ever accepting: the kernel completes the connection,
+  # nobody answers the request.
+  silent = socket.socket()
+  silent.bind(('127.0.0.1', 0))
+  silent.listen(8)
+  try:
+    url = f'http://127.0.0.1:{silent.getsockname()[1]}/'
+    monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
+    monkeypatch.setenv('no_proxy', '127.0.0.1')
+    monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+    monkeypatch.setattr(input_pipeline, '_REACHABILITY_TIMEOUT_S', 0.5)
+    start = time.monotonic()
+    with pytest.raises(errors.OfflineError,
+                       match=r'is unreachable: ReadTimeoutError: '):
+      input_pipeline.load_dataset('mnist', None)
+    assert time.monotonic() - start < 5
+  finally:
+    silent.close()
+
+
 def test_bug_inside_the_download_keeps_its_traceback(
     tmp_path, monkeypatch, idx_server):
   """An exception that is not a download failure is not made an OfflineError."""
