@@ -44,7 +44,7 @@ HELP = {
     'optimizer.eps': 'Adam family and RMSProp: added to the denominator, >= 0',
     'optimizer.eps_root': 'Adam family: added inside the square root, >= 0',
     'optimizer.weight_decay': 'decoupled weight decay (adamw, nadamw), >= 0',
-    'optimizer.momentum': 'momentum of sgd/rmsprop, in [0, 1]',
+    'optimizer.momentum': 'momentum of sgd/rmsprop, in [0, 1)',
     'optimizer.decay': 'rmsprop: decay of the squared-gradient average, in '
                        '[0, 1]',
     'optimizer.rho': 'adadelta: decay of the averages, in [0, 1]',

@@ -86,10 +86,22 @@ def split(name: str, learning_rate: float,
   return Spec(name, tuple(sorted(options.items()))), numbers
 
 
+def _static_args(name: str) -> tuple[str, ...]:
+  """Arguments with an integer default (e.g. adam8bit's block_size).
+
+  They fix array shapes, so they stay static; inject_hyperparams would
+  otherwise trace every numeric argument, defaults included.
+  """
+  params = inspect.signature(optimizers.OPTIMIZERS[name]).parameters
+  return tuple(k for k, p in params.items()
+               if isinstance(p.default, int) and not isinstance(p.default, bool))
+
+
 def _factory(spec: Spec):
   """The registry optimizer with its options bound and numbers injected."""
   return optax.inject_hyperparams(
-      functools.partial(optimizers.OPTIMIZERS[spec.name], **dict(spec.options)))
+      functools.partial(optimizers.OPTIMIZERS[spec.name], **dict(spec.options)),
+      static_args=_static_args(spec.name))
 
 
 @functools.partial(jax.jit, static_argnames=('loss', 'specs', 'max_steps'))

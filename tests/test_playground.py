@@ -294,6 +294,9 @@ _NON_DEFAULTS = {
     'rmsprop': {'decay': 0.5, 'eps': 0.01, 'centered': True},
     'adagrad': {'initial_accumulator_value': 1.0},
     'adadelta': {'rho': 0.5, 'eps': 1e-3},
+    # 2-D points are below the 8-bit threshold: these run float32 moments.
+    'adam8bit': {'b1': 0.5, 'b2': 0.9, 'eps': 0.1},
+    'adamw8bit': {'b1': 0.7, 'weight_decay': 0.3},
 }
 
 
