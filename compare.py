@@ -456,6 +456,12 @@ def run_row(result: Result, target: float) -> list[Any]:
           f'partial: {len(rows)} of {result.num_epochs} epochs']
 
 
+def _finished(results: Sequence[Result]) -> list[Result]:
+  """The complete runs, or if there is none, the unfinished ones with rows."""
+  return ([r for r in results if r.complete] or
+          [r for r in results if not r.diverged and r.rows])
+
+
 def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
                 results: Sequence[Result], target: float) -> list[Any]:
   """One summary row (SUMMARY_HEADER): an optimizer's means over seeds.
@@ -463,8 +469,7 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
   The means are over the complete runs; only if there is none, over the
   unfinished ones (report_only), which the seeds column marks.
   """
-  finished = ([r for r in results if r.complete] or
-              [r for r in results if not r.diverged and r.rows])
+  finished = _finished(results)
   extra = ' '.join(f'{k}={v}' for k, v in sorted(hparams.items()))
   seeds = ' '.join(
       str(r.seed) if r.complete or r.diverged else
@@ -641,8 +646,7 @@ def write_figures(workdir: str, labels: dict[str, str],
   from playground import figures  # pylint: disable=g-import-not-at-top
   losses, accuracies = [], []
   for name, runs in results.items():
-    finished = ([r for r in runs if r.complete] or
-                [r for r in runs if not r.diverged and r.rows])
+    finished = _finished(runs)
     if not finished:
       continue
     curves = [step_losses(r.workdir) for r in finished]
