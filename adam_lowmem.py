@@ -62,6 +62,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from adam_optax import _check_learning_rate
+from adam_optax import _check_weight_decay
+from adam_optax import _is_concrete_number
+
 __all__ = [
     'BlockQuantized',
     'KahanCompensationState',
@@ -278,11 +282,6 @@ def _zeros_quantized(shape: tuple[int, ...], signed: bool,
 # value, e.g. under optax.inject_hyperparams, is passed through).
 
 
-def _is_concrete_number(value: Any) -> bool:
-  """Whether `value` is a plain Python/NumPy real number we can check."""
-  return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_range(name: str, value: Any, low: float, high: Optional[float],
                  accepted: str) -> None:
   """Raises ValueError unless a concrete `value` is in [low, high)."""
@@ -299,12 +298,6 @@ def _check_positive_int(name: str, value: Any) -> None:
         f'{name}={value!r} is invalid: it must be a Python integer >= 1 (it '
         'fixes array shapes; with optax.inject_hyperparams pass '
         "static_args=('block_size', 'min_8bit_size')).")
-
-
-def _check_learning_rate(learning_rate: Any) -> None:
-  """Raises unless `learning_rate` is a schedule or a concrete value >= 0."""
-  if not callable(learning_rate):
-    _check_range('learning_rate', learning_rate, 0.0, None, '>= 0')
 
 
 def _reject_non_float(params: optax.Params) -> None:
@@ -511,8 +504,7 @@ def adamw8bit(
     ValueError: on an out-of-range concrete hyperparameter.
   """
   _check_learning_rate(learning_rate)
-  if not callable(weight_decay):
-    _check_range('weight_decay', weight_decay, 0.0, None, '>= 0')
+  _check_weight_decay(weight_decay)
   return optax.chain(
       scale_by_adam_8bit(b1, b2, eps, eps_root, block_size=block_size,
                          min_8bit_size=min_8bit_size),
