@@ -54,3 +54,14 @@ def tiny_mnist_dir(tmp_path):
   """Returns a folder holding a tiny valid dataset: 256 train, 128 test."""
   make_tiny_mnist(tmp_path)
   return str(tmp_path)
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  """A tiny dataset folder (256 train, 128 test), shared by a test module.
+
+  A module that needs another size defines its own data_dir fixture.
+  """
+  folder = tmp_path_factory.mktemp('data')
+  make_tiny_mnist(folder)
+  return str(folder)

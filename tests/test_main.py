@@ -37,14 +37,6 @@ def assert_one_clear_error(result, status, *fragments):
 
 
 @pytest.fixture(scope='module')
-def data(tmp_path_factory):
-  """A tiny dataset folder."""
-  folder = tmp_path_factory.mktemp('data')
-  make_tiny_mnist(folder)
-  return str(folder)
-
-
-@pytest.fixture(scope='module')
 def bad_configs(tmp_path_factory):
   """Config files with a syntax error and without get_config."""
   folder = tmp_path_factory.mktemp('configs')
@@ -61,10 +53,10 @@ def bad_configs(tmp_path_factory):
     (['--config.seed=2**70'], ['--config.seed=2**70', 'int()']),
     (['extra_argument'], ['unexpected arguments: extra_argument']),
 ])
-def test_command_line_mistakes_exit_2(data, tmp_path, flags, fragments):
+def test_command_line_mistakes_exit_2(data_dir, tmp_path, flags, fragments):
   """Unknown fields, unparsable values, stray arguments: status 2, named."""
   result = run_main('--config=configs/mnist.py', f'--workdir={tmp_path}',
-                    f'--config.data_dir={data}', *flags)
+                    f'--config.data_dir={data_dir}', *flags)
   assert_one_clear_error(result, 2, *fragments)
 
 
@@ -100,11 +92,11 @@ def test_relative_config_works_from_another_folder(tmp_path):
     (['--config.batch_size=100000'],
      ['config.batch_size=100000 is invalid', '(the training-set size)']),
 ])
-def test_bad_config_values_exit_1_before_training(data, tmp_path, flags,
+def test_bad_config_values_exit_1_before_training(data_dir, tmp_path, flags,
                                                   fragments):
   """Out-of-range values: status 1, before any training step."""
   result = run_main('--config=configs/mnist.py', f'--workdir={tmp_path}',
-                    f'--config.data_dir={data}', *flags)
+                    f'--config.data_dir={data_dir}', *flags)
   assert_one_clear_error(result, 1, *fragments)
   assert 'Training on' not in result.stderr
   assert 'rmsprop' not in flags or 'smaller learning rate' not in result.stderr
@@ -123,32 +115,32 @@ def test_an_empty_training_set_is_named(tmp_path):
   assert_one_clear_error(result, 1, 'train-images-idx3-ubyte')
 
 
-def test_a_diverging_run_is_not_a_success(data, tmp_path):
+def test_a_diverging_run_is_not_a_success(data_dir, tmp_path):
   """lr 1e6 with finite losses: status 1 and the divergence rule's message."""
   result = run_main('--config=configs/mnist.py', f'--workdir={tmp_path}',
-                    f'--config.data_dir={data}', '--config.num_epochs=2',
+                    f'--config.data_dir={data_dir}', '--config.num_epochs=2',
                     '--config.optimizer.learning_rate=1e6')
   assert_one_clear_error(result, 1, 'Training diverged: epoch 1')
 
 
-def test_tilde_in_workdir_is_the_home_folder(data, tmp_path):
+def test_tilde_in_workdir_is_the_home_folder(data_dir, tmp_path):
   """--workdir=~/run writes to $HOME/run, never to a folder named '~'."""
   home = tmp_path / 'home'
   home.mkdir()
   cwd = tmp_path / 'cwd'
   cwd.mkdir()
   result = run_main('--config=configs/mnist.py', '--workdir=~/run',
-                    f'--config.data_dir={data}', '--config.num_epochs=1',
+                    f'--config.data_dir={data_dir}', '--config.num_epochs=1',
                     cwd=str(cwd), env={'HOME': str(home)})
   assert result.returncode == 0, result.stderr
   assert (home / 'run' / 'metrics.jsonl').exists()
   assert not (cwd / '~').exists()
 
 
-def test_a_run_is_quiet_and_shows_progress_when_piped(data, tmp_path):
+def test_a_run_is_quiet_and_shows_progress_when_piped(data_dir, tmp_path):
   """No TPU probe or Orbax chatter; progress lines reach a pipe."""
   result = run_main('--config=configs/mnist.py', f'--workdir={tmp_path}',
-                    f'--config.data_dir={data}', '--config.num_epochs=1',
+                    f'--config.data_dir={data_dir}', '--config.num_epochs=1',
                     '--config.batch_size=16', '--config.progress_every_s=1e-9')
   assert result.returncode == 0, result.stderr
   assert "Unable to initialize backend 'tpu'" not in result.stderr

@@ -35,7 +35,6 @@ import mesh_worker
 import metrics_log
 import models
 import train
-from conftest import make_tiny_mnist
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = {'rtol': 1e-5, 'atol': 1e-6}
@@ -79,14 +78,6 @@ def assert_params_close(got, want):
   for name in want:
     np.testing.assert_allclose(got[name], want[name], err_msg=name,
                                **TOLERANCE)
-
-
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  """The tiny dataset (256 train, 128 test), shared by this module."""
-  folder = tmp_path_factory.mktemp('data')
-  make_tiny_mnist(folder)
-  return str(folder)
 
 
 @pytest.fixture(scope='module')
