@@ -540,10 +540,8 @@ def identical_seeds(a: Sequence[Result], b: Sequence[Result]) -> list[int]:
 def _new_figure(dpi: int):
   """A constrained-layout figure on its own Agg canvas, and its axes."""
   # Imported here: matplotlib loads only when a figure is drawn.
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
-  fig = Figure(figsize=(9.0, 4.5), dpi=dpi, layout='constrained')
-  FigureCanvasAgg(fig)
+  from playground import figures  # pylint: disable=g-import-not-at-top
+  fig = figures._figure((9.0, 4.5), dpi)  # pylint: disable=protected-access
   return fig, fig.add_subplot()
 
 
