@@ -7,13 +7,16 @@ be changed from the command line, e.g. `--config.optimizer.name=sgd`.
 import ml_collections
 from ml_collections import config_dict
 
+import optimizers
+
 
 def optimizer_config(name: str, learning_rate: float) -> ml_collections.ConfigDict:
   """The `optimizer` block: a registry name, a learning rate, and slots.
 
   The slots (None = the optimizer's own default) are the hyperparameters of
-  the registered optimizers, so any of them can be set by flag; setting one
-  the chosen optimizer does not take is an error naming what it does take.
+  the registered optimizers, with their types (optimizers.HYPERPARAMETER_TYPES),
+  so any of them can be set by flag; setting one the chosen optimizer does not
+  take is an error naming what it does take.
 
   Args:
     name: a name from optimizers.OPTIMIZERS.
@@ -25,14 +28,8 @@ def optimizer_config(name: str, learning_rate: float) -> ml_collections.ConfigDi
   opt = ml_collections.ConfigDict()
   opt.name = name
   opt.learning_rate = learning_rate
-  for field in ('b1', 'b2', 'eps', 'eps_root', 'weight_decay', 'momentum',
-                'decay', 'rho', 'initial_accumulator_value', 'initial_scale'):
-    opt[field] = config_dict.placeholder(float)
-  for field in ('nesterov', 'amsgrad', 'centered', 'bias_correction_mu',
-                'bias_correction_nu'):
-    opt[field] = config_dict.placeholder(bool)
-  for field in ('mu_dtype', 'nu_dtype'):
-    opt[field] = config_dict.placeholder(str)
+  for field, kind in optimizers.HYPERPARAMETER_TYPES.items():
+    opt[field] = config_dict.placeholder(kind)
   return opt
 
 
