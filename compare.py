@@ -712,17 +712,18 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       seeds = identical_seeds(results[a], results[b])
       if seeds:
         identical.append((a, b, seeds))
+  identical_text = ''.join(
+      f'{a} and {b}: every logged step loss and epoch metric bitwise equal '
+      f'in seeds {", ".join(map(str, seeds))}\n' for a, b, seeds in identical)
   with open(os.path.join(workdir, 'identical.txt'), 'w') as f:
-    for a, b, seeds in identical:
-      f.write(f'{a} and {b}: every logged step loss and epoch metric bitwise '
-              'equal '
-              f'in seeds {", ".join(map(str, seeds))}\n')
+    f.write(identical_text)
   print(f'Compared {len(config.optimizers)} optimizers x '
         f'{len(config.seeds)} seeds in {time.perf_counter() - start:.0f} s; '
         f'wrote {", ".join(paths)}, summary.md, summary.csv, runs.csv in '
         f'{workdir}', flush=True)
-  print(open(os.path.join(workdir, 'summary.md')).read(), flush=True)
-  print(open(os.path.join(workdir, 'identical.txt')).read() or
-        'No two optimizers gave bitwise identical runs.', flush=True)
+  from playground import writers  # pylint: disable=g-import-not-at-top
+  print(writers.markdown_table(SUMMARY_HEADER, summary), flush=True)
+  print(identical_text or 'No two optimizers gave bitwise identical runs.',
+        flush=True)
   return {'learning_rates': rates, 'summary': summary, 'runs': runs,
           'identical': identical}
