@@ -280,11 +280,14 @@ def _download_with_tfds(name: str) -> tuple[Split, Split]:
           for idx_name in _IDX_NAMES}
   download_dir = os.path.join(tfds.core.constants.get_default_data_dir(),
                               'downloads')
+  # pylint: disable=g-import-not-at-top
+  import requests  # A dependency of TFDS, which downloads with it.
+  from tensorflow_datasets.core.download import download_manager
+  # pylint: enable=g-import-not-at-top
   if not all(_is_cached_by_tfds(download_dir, name, url)
              for url in urls.values()):
     # TFDS retries a failed request 10 times with backoff, minutes in all, so
     # one quick request first makes an offline run fail in seconds.
-    import requests  # pylint: disable=g-import-not-at-top
     try:
       requests.head(base_url, timeout=_REACHABILITY_TIMEOUT_S)
     except requests.RequestException as e:
@@ -293,10 +296,6 @@ def _download_with_tfds(name: str) -> tuple[Split, Split]:
   logging.info('Fetching %s with TFDS into %s.', name, download_dir)
   dl_manager = tfds.download.DownloadManager(
       download_dir=download_dir, dataset_name=name)
-  # pylint: disable=g-import-not-at-top
-  import requests
-  from tensorflow_datasets.core.download import download_manager
-  # pylint: enable=g-import-not-at-top
   try:
     paths = dl_manager.download(urls)
   except (requests.RequestException, tfds.download.DownloadError,
