@@ -220,11 +220,11 @@ class Checkpoints:
         its buffers while the write is still under way.
       meta: JSON-able facts about the run to keep beside it.
     """
-    state = jax.tree.map(lambda x: jnp.array(x, copy=True), state)
-    meta = dict(meta, fingerprint=fingerprint(state))
     step = int(state.step)
     if step in self._manager.all_steps():
       return  # Already saved (e.g. the end of an epoch that was the end).
+    state = jax.tree.map(lambda x: jnp.array(x, copy=True), state)
+    meta = dict(meta, fingerprint=fingerprint(state))
     self._manager.save(step, args=ocp.args.Composite(
         state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)))
 
