@@ -33,7 +33,6 @@ loss; a diverged run never wins). The search never evaluates on the test
 split (the trainer drops it when validation_examples > 0).
 """
 
-import csv
 import dataclasses
 import json
 import logging as std_logging
@@ -699,10 +698,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   runs = [run_row(r, target) for name in config.optimizers
           for r in results[name]]
   write_table(os.path.join(workdir, 'summary'), SUMMARY_HEADER, summary)
-  with open(os.path.join(workdir, 'runs.csv'), 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(RUNS_HEADER)
-    writer.writerows(runs)
+  from playground import writers  # pylint: disable=g-import-not-at-top
+  writers.write_csv(os.path.join(workdir, 'runs.csv'), RUNS_HEADER, runs)
   paths = write_figures(workdir, labels, results, config.loss_smoothing,
                         target, config.dpi)
   names = list(config.optimizers)
@@ -721,7 +718,6 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         f'{len(config.seeds)} seeds in {time.perf_counter() - start:.0f} s; '
         f'wrote {", ".join(paths)}, summary.md, summary.csv, runs.csv in '
         f'{workdir}', flush=True)
-  from playground import writers  # pylint: disable=g-import-not-at-top
   print(writers.markdown_table(SUMMARY_HEADER, summary), flush=True)
   print(identical_text or 'No two optimizers gave bitwise identical runs.',
         flush=True)

@@ -91,9 +91,15 @@ def write_table(stem: str, header: Sequence[str],
     header: the column names.
     rows: the rows, each as long as the header.
   """
-  with open(stem + '.csv', 'w', newline='') as f:
+  write_csv(stem + '.csv', header, rows)
+  with open(stem + '.md', 'w') as f:
+    f.write(markdown_table(header, rows))
+
+
+def write_csv(path: str, header: Sequence[str],
+              rows: Sequence[Sequence[Any]]) -> None:
+  """Writes any table as CSV to `path`, the header first."""
+  with open(path, 'w', newline='') as f:
     writer = csv.writer(f)
     writer.writerow(header)
     writer.writerows(rows)
-  with open(stem + '.md', 'w') as f:
-    f.write(markdown_table(header, rows))
