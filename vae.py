@@ -386,17 +386,13 @@ def write_figure(config: ml_collections.ConfigDict,
   diverged run is drawn as an x at the top of its panel.
   """
   # Imported here: matplotlib loads only when the figure is drawn.
-  from matplotlib.backends.backend_agg import FigureCanvasAgg  # pylint: disable=g-import-not-at-top
-  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
   from playground import figures  # pylint: disable=g-import-not-at-top
 
   pairs = [(b1, b2) for b1 in config.b1s for b2 in config.b2s]
   epochs = sorted({len(v) for v in cells.values()})
   shown = [epochs[-1]] + ([1] if epochs[-1] != 1 else [])
-  fig = Figure(figsize=(max(3.0 * len(pairs), 6.0), 3.0 * len(shown)),
-               dpi=config.dpi,
-               layout='constrained')
-  FigureCanvasAgg(fig)
+  fig = figures._figure(  # pylint: disable=protected-access
+      (max(3.0 * len(pairs), 6.0), 3.0 * len(shown)), config.dpi)
   axes = fig.subplots(len(shown), len(pairs), squeeze=False, sharey='row')
   x = np.asarray(config.log10_learning_rates, float)
   colours = {True: 'tab:red', False: 'tab:green'}
