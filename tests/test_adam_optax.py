@@ -118,9 +118,12 @@ def _paper_adam(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
 
 
 def _paper_adamax(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
-  """Algorithm 2 (Adamax) in NumPy float64, eps inside the max; per step."""
+  """Algorithm 2 (Adamax) in NumPy float64, eps inside the max; per step.
+
+  For complex params (complex128) |g| is the modulus and u stays real.
+  """
   m = np.zeros_like(theta)
-  u = np.zeros_like(theta)
+  u = np.zeros(theta.shape)
   trajectory = []
   for t, g in enumerate(grads, start=1):
     m = b1 * m + (1 - b1) * g
@@ -873,19 +876,6 @@ def _numpy_adam(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8, eps_root=0.0,
   return np.stack(trajectory)
 
 
-def _numpy_adamax(theta, grads, lr, b1=0.9, b2=0.999, eps=1e-8):
-  """Adamax in NumPy with |g| the modulus, for real or complex params."""
-  m = np.zeros_like(theta)
-  u = np.zeros(theta.shape)
-  trajectory = []
-  for t, g in enumerate(grads, start=1):
-    m = b1 * m + (1 - b1) * g
-    u = np.maximum(b2 * u, np.abs(g) + eps)
-    theta = theta - lr * m / ((1 - b1**t) * u)
-    trajectory.append(theta)
-  return np.stack(trajectory)
-
-
 def _complex_normal(rng, shape):
   """Standard complex normal samples, complex128."""
   return rng.normal(size=shape) + 1j * rng.normal(size=shape)
@@ -899,7 +889,7 @@ _COMPLEX_REFERENCES = {
     'nadam': (adam_optax.nadam, functools.partial(_numpy_adam, nesterov=True)),
     'amsgrad': (adam_optax.amsgrad,
                 functools.partial(_numpy_adam, amsgrad=True)),
-    'adamax': (adam_optax.adamax, _numpy_adamax),
+    'adamax': (adam_optax.adamax, _paper_adamax),
 }
 
 
