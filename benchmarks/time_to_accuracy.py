@@ -28,6 +28,7 @@ from typing import Any, Optional
 # Run as a script, sys.path[0] is benchmarks/; the project lives one level up.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+import compare  # pylint: disable=g-import-not-at-top,wrong-import-position
 import metrics_log  # pylint: disable=g-import-not-at-top,wrong-import-position
 import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -43,12 +44,11 @@ def load_config(path: str) -> Any:
 def time_to_target(rows: list[dict[str, Any]],
                    target: float) -> tuple[Optional[int], Optional[float]]:
   """(epoch, cumulative training seconds) at the first row >= target."""
-  elapsed = 0.0
-  for row in rows:
-    elapsed += row['epoch_time_s']
-    if row['test_accuracy'] >= target:
-      return row['epoch'], elapsed
-  return None, None
+  reached = compare.first_reaching(rows, target)
+  if reached is None:
+    return None, None
+  return rows[reached]['epoch'], sum(row['epoch_time_s']
+                                     for row in rows[:reached + 1])
 
 
 def main() -> None:
