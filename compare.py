@@ -183,8 +183,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for name in names:
     rates = ([config.learning_rates[name]]
              if config.learning_rates.get(name) is not None else
-             [DEFAULT_LEARNING_RATES.get(name, 1e-3) * f
-              for f in (config.lr_search_factors if config.lr_search else [1])])
+             search_grid(config, name) if config.lr_search else
+             [DEFAULT_LEARNING_RATES.get(name, 1e-3)])
     for rate in rates:
       try:
         optimizers.create_optimizer(name, rate, config.grad_clip_norm,
@@ -318,6 +318,12 @@ def _rate_folder(rate: float) -> str:
   return f'lr_{rate:g}'
 
 
+def search_grid(config: ml_collections.ConfigDict, name: str) -> list[float]:
+  """The rates the search tries for `name`: its default times each factor."""
+  return [float(f'{DEFAULT_LEARNING_RATES.get(name, 1e-3) * factor:.6g}')
+          for factor in config.lr_search_factors]
+
+
 def search(config: ml_collections.ConfigDict, workdir: str,
            names: Sequence[str]) -> tuple[dict[str, float], list[list[Any]]]:
   """Picks each optimizer's rate on the held-out validation examples.
@@ -334,8 +340,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   seed = config.seeds[0]
   for name in names:
     results = []
-    for factor in config.lr_search_factors:
-      rate = float(f'{DEFAULT_LEARNING_RATES.get(name, 1e-3) * factor:.6g}')
+    for rate in search_grid(config, name):
       run = run_config(config, name, rate, seed,
                        validation_examples=config.lr_search_validation_examples,
                        num_epochs=config.lr_search_epochs)
