@@ -135,7 +135,7 @@ def _split_one_axis(leaf: Any, mesh: Mesh) -> NamedSharding:
   if mesh.size == 1 or not fits:
     return replicated(mesh)
   _, axis = max(fits)
-  return NamedSharding(mesh, P(*([None] * axis), DATA_AXIS))
+  return batch_sharding(mesh, axis)
 
 
 def state_shardings(state: Any, mesh: Mesh,
