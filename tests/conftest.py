@@ -65,3 +65,13 @@ def data_dir(tmp_path_factory):
   folder = tmp_path_factory.mktemp('data')
   make_tiny_mnist(folder)
   return str(folder)
+
+
+# metrics.jsonl fields that measure time, and so differ between equal runs.
+TIMING_FIELDS = ('epoch_time_s', 'images_per_s')
+
+
+def without_timings(rows):
+  """metrics.jsonl rows without the fields that measure time."""
+  return [{k: v for k, v in row.items() if k not in TIMING_FIELDS}
+          for row in rows]

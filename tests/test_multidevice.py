@@ -35,10 +35,10 @@ import mesh_worker
 import metrics_log
 import models
 import train
+from conftest import without_timings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOLERANCE = {'rtol': 1e-5, 'atol': 1e-6}
-TIMING_FIELDS = ('epoch_time_s', 'images_per_s')
 
 
 def forced_devices(n):
@@ -56,12 +56,6 @@ def main_flags(data_dir, workdir, num_epochs):
           '--config.batch_size=32', '--config.eval_batch_size=50',
           '--config.optimizer.learning_rate=0.001',
           '--config.progress_bar=False', '--config.checkpoint_every_steps=5']
-
-
-def without_timings(rows):
-  """metrics.jsonl rows without the fields that measure time."""
-  return [{k: v for k, v in row.items() if k not in TIMING_FIELDS}
-          for row in rows]
 
 
 def final_fingerprint(workdir):

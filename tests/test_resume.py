@@ -15,11 +15,11 @@ import pytest
 
 import checkpointing
 from conftest import make_tiny_mnist
+from conftest import without_timings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS_PER_EPOCH = 32  # 1,024 training examples, batch 32.
 NUM_EPOCHS = 3
-TIMING_FIELDS = ('epoch_time_s', 'images_per_s')
 
 
 def command(data_dir, workdir, *extra):
@@ -42,12 +42,6 @@ def metrics(workdir):
   """The rows of workdir/metrics.jsonl."""
   with open(os.path.join(workdir, 'metrics.jsonl')) as f:
     return [json.loads(line) for line in f]
-
-
-def without_timings(rows):
-  """The rows without the fields that measure time."""
-  return [{k: v for k, v in row.items() if k not in TIMING_FIELDS}
-          for row in rows]
 
 
 def committed_steps(workdir):
