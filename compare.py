@@ -28,9 +28,11 @@ The learning-rate search trains each optimizer without a fixed rate (an entry
 in config.learning_rates) for config.lr_search_epochs at each point of its
 grid (DEFAULT_LEARNING_RATES times config.lr_search_factors), with the last
 config.lr_search_validation_examples training examples held out, and takes
-the rate with the highest validation accuracy (ties: the lower validation
-loss; a diverged run never wins). The search never evaluates on the test
-split (the trainer drops it when validation_examples > 0).
+the rate that scores best by config.lr_search_metric (SEARCH_METRICS): by
+default the highest validation accuracy (ties: the lower validation loss);
+'train_loss' is Kingma & Ba's rule, the lowest training cost. A diverged run
+never wins. The search never evaluates on the test split (the trainer drops
+it when validation_examples > 0).
 """
 
 import dataclasses
@@ -64,8 +66,16 @@ DEFAULT_LEARNING_RATES = {
 # Fields of the comparison config that a single run does not have.
 COMPARE_FIELDS = ('optimizers', 'learning_rates', 'seeds', 'target_accuracy',
                   'lr_search', 'lr_search_factors', 'lr_search_epochs',
-                  'lr_search_validation_examples', 'loss_smoothing', 'dpi',
-                  'report_only')
+                  'lr_search_validation_examples', 'lr_search_metric',
+                  'loss_smoothing', 'dpi', 'report_only')
+
+# How the search ranks a grid point, by its last epoch's metrics: a key that
+# is larger for the better run (the second entry breaks ties).
+SEARCH_METRICS = {
+    'val_accuracy': lambda m: (m['val_accuracy'], -m['val_loss']),
+    'val_loss': lambda m: (-m['val_loss'], m['val_accuracy']),
+    'train_loss': lambda m: (-m['train_loss'], m['val_accuracy']),
+}
 # Hyperparameters of config.optimizer that are not per-optimizer settings.
 _NOT_HPARAMS = ('name', 'learning_rate')
 DIVERGED_FILE = 'diverged.txt'
@@ -172,6 +182,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise errors.ConfigError(
           f'config.lr_search_factors={factors!r} is invalid: accepted is a '
           'non-empty tuple of numbers > 0, e.g. "(0.3, 1.0, 3.0)".')
+    metric = config.lr_search_metric
+    if metric not in SEARCH_METRICS:
+      raise errors.ConfigError(
+          f'config.lr_search_metric={metric!r} is invalid: accepted: '
+          f'{", ".join(SEARCH_METRICS)}.')
     for field in ('lr_search_epochs', 'lr_search_validation_examples'):
       value = config[field]
       if not (isinstance(value, int) and not isinstance(value, bool)
@@ -359,8 +374,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
           f'learning-rate search: {name} diverged at every rate '
           f'({", ".join(f"{r.learning_rate:g}" for r in results)}); set '
           f'--config.learning_rates.{name} or other lr_search_factors.')
-    best = max(scored, key=lambda r: (r.rows[-1]['val_accuracy'],
-                                      -r.rows[-1]['val_loss']))
+    rank = SEARCH_METRICS[config.lr_search_metric]
+    best = max(scored, key=lambda r: rank(r.rows[-1]))
     chosen[name] = best.learning_rate
     edge = best.learning_rate in (results[0].learning_rate,
                                   results[-1].learning_rate)

@@ -48,6 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
   # The last this many training examples (of a seeded permutation) are held
   # out for the search; the search never sees the test split.
   config.lr_search_validation_examples = 10_000
+  # What picks the rate (compare.SEARCH_METRICS): 'val_accuracy' (ties: the
+  # lower val_loss), 'val_loss', or 'train_loss' (Kingma & Ba's rule).
+  config.lr_search_metric = 'val_accuracy'
   # Per-step losses go to TensorBoard, where the loss figure reads them.
   config.log_every_steps = 1
   # Weight of the exponential moving average drawn over the raw loss curve.

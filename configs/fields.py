@@ -97,6 +97,8 @@ HELP = {
     'lr_search_epochs': 'compare: epochs per search run',
     'lr_search_validation_examples': 'compare: training examples held out to '
                                      'score the search (never the test split)',
+    'lr_search_metric': 'compare: what picks the searched rate: val_accuracy, '
+                        'val_loss or train_loss (the paper\'s rule)',
     'loss_smoothing': 'compare: EMA weight of the smoothed loss curve, in '
                       '[0, 1)',
     'dpi': 'figure resolution in pixels per inch',

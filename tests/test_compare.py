@@ -332,3 +332,32 @@ def test_resumed_log_keeps_the_steps_written_before(tmp_path):
   steps, losses = compare.step_losses(str(tmp_path))
   assert steps.tolist() == [1, 2, 3, 4, 5]
   assert losses.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
+
+
+@pytest.mark.parametrize('metric, expected_rate', [
+    ('val_accuracy', 0.1), ('val_loss', 0.3), ('train_loss', 0.03)])
+def test_lr_search_picks_by_the_configured_metric(tmp_path, monkeypatch,
+                                                  metric, expected_rate):
+  """Each lr_search_metric picks the rate that is best by that metric."""
+  # Three grid points where each metric prefers a different one.
+  logged = {0.03: dict(val_accuracy=0.90, val_loss=0.50, train_loss=0.10),
+            0.1: dict(val_accuracy=0.95, val_loss=0.40, train_loss=0.30),
+            0.3: dict(val_accuracy=0.93, val_loss=0.20, train_loss=0.20)}
+  monkeypatch.setattr(
+      compare, 'train_run', lambda config, workdir, name, rate, seed, _: (
+          compare.Result(name, rate, seed, workdir,
+                         [dict(epoch=1, **logged[rate])], 1)))
+  config = tiny_compare_config(str(tmp_path), optimizers=('sgd',),
+                               lr_search_factors=(0.3, 1.0, 3.0),
+                               lr_search_epochs=1, lr_search_metric=metric)
+  chosen, rows = compare.search(config, str(tmp_path), ['sgd'])
+  assert chosen == {'sgd': expected_rate}
+  assert [row[1] for row in rows if row[-2] == 'yes'] == [expected_rate]
+
+
+def test_unknown_lr_search_metric_is_a_config_error(tmp_path):
+  """A misspelt metric is refused naming the field and the accepted ones."""
+  config = tiny_compare_config(str(tmp_path), lr_search_metric='val_acc')
+  with pytest.raises(errors.ConfigError,
+                     match="lr_search_metric='val_acc'.*train_loss"):
+    compare.check_config(config)
