@@ -242,9 +242,16 @@ _PARITY_CASES = {
 
 
 def _round_mu(state, dtype):
-  """Rounds the first moment of a chain's first state to `dtype` and back."""
+  """Rounds the first moment of a chain's first state to `dtype`'s precision.
+
+  `lax.reduce_precision`, not `astype(dtype).astype(float32)`: XLA:GPU may
+  drop such a round trip (xla_allow_excess_precision, on by default), which
+  left the reference's moment unrounded on an H100.
+  """
   inner = state[0]
-  mu = jax.tree.map(lambda m: m.astype(dtype).astype(m.dtype), inner.mu)
+  info = jnp.finfo(dtype)
+  mu = jax.tree.map(lambda m: jax.lax.reduce_precision(
+      m, exponent_bits=info.nexp, mantissa_bits=info.nmant), inner.mu)
   return (inner._replace(mu=mu),) + tuple(state[1:])
 
 
