@@ -3,8 +3,9 @@
 Measures, after warm-up, training images/s of `train.train_steps` (the CNN,
 our Adam at 5e-4, float32) at each --batch_sizes and --grad_chunks, and, when
 `torch` is importable, the seed's PyTorch loop (same CNN, CrossEntropyLoss,
-torch.optim.Adam, DataLoader over in-memory float tensors, shuffle=True) on
-the same data in the same process. The variants are timed in interleaved
+torch.optim.Adam; on a CPU a DataLoader over in-memory float tensors,
+shuffle=True, as the seed; with CUDA shuffled slices of tensors kept on the
+GPU) on the same data in the same process. The variants are timed in interleaved
 rounds, so background load hits all of them alike; the table shows medians
 over rounds, ours/PyTorch at the same batch size, and achieved GFLOP/s.
 
@@ -38,7 +39,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -133,30 +134,55 @@ class Ours:
 
 
 class Torch:
-  """The seed's PyTorch training loop at one batch size."""
+  """The seed's PyTorch training loop at one batch size, on a GPU if present.
+
+  On a CPU it is the seed's loop: a DataLoader over in-memory tensors. With
+  CUDA the data lives on the GPU and each epoch slices a `torch.randperm`
+  (a DataLoader would gather 64 single images per step), as our loop keeps
+  the data on the device too.
+  """
 
   def __init__(self, data: input_pipeline.Split, batch_size: int):
-    """Builds the model, optimizer and DataLoader, then warms up."""
+    """Builds the model, optimizer and batches, then warms up."""
     import torch  # pylint: disable=g-import-not-at-top
     self.torch, self.batch_size = torch, batch_size
-    self.name = f'PyTorch B={batch_size} ({torch.get_num_threads()} threads)'
+    self.device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    where = (torch.cuda.get_device_name() if self.device.type == 'cuda' else
+             f'{torch.get_num_threads()} threads')
+    self.name = f'PyTorch B={batch_size} ({where})'
     nn = torch.nn
     torch.manual_seed(0)
     self.model = nn.Sequential(
         nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(1024, 10))
+        nn.Flatten(), nn.Linear(1024, 10)).to(self.device)
     self.loss = nn.CrossEntropyLoss()
     self.optimizer = torch.optim.Adam(self.model.parameters(),
                                       lr=LEARNING_RATE)
     x = torch.from_numpy(np.asarray(data.images, np.float32) / 255.0)
-    self.dataset = torch.utils.data.TensorDataset(
-        x.permute(0, 3, 1, 2).contiguous(),
-        torch.from_numpy(np.asarray(data.labels, np.int64)))
-    self.loader = torch.utils.data.DataLoader(
-        self.dataset, batch_size=batch_size, shuffle=True)
-    self.batches = iter(self.loader)
+    self.images = x.permute(0, 3, 1, 2).contiguous().to(self.device)
+    self.labels = torch.from_numpy(np.asarray(data.labels,
+                                              np.int64)).to(self.device)
+    self.batches = iter(self._epoch_batches())
     self.run(5)
+
+  def _epoch_batches(self) -> Iterator[tuple[Any, Any]]:
+    """One shuffled pass over the training data, in (images, labels) batches."""
+    torch = self.torch
+    if self.device.type == 'cpu':
+      yield from torch.utils.data.DataLoader(
+          torch.utils.data.TensorDataset(self.images, self.labels),
+          batch_size=self.batch_size, shuffle=True)
+      return
+    order = torch.randperm(len(self.labels), device=self.device)
+    for start in range(0, len(order), self.batch_size):
+      index = order[start:start + self.batch_size]
+      yield self.images[index], self.labels[index]
+
+  def _sync(self) -> None:
+    """Waits for the GPU's queued work, so that timers see it done."""
+    if self.device.type == 'cuda':
+      self.torch.cuda.synchronize()
 
   def step(self, images: Any, labels: Any) -> None:
     """One optimizer step of the seed's loop."""
@@ -170,20 +196,22 @@ class Torch:
       try:
         images, labels = next(self.batches)
       except StopIteration:
-        self.batches = iter(self.loader)
+        self.batches = iter(self._epoch_batches())
         images, labels = next(self.batches)
       self.step(images, labels)
+    self._sync()
 
   def epoch(self) -> None:
-    """One full pass over the DataLoader."""
-    for images, labels in self.loader:
+    """One full pass over the training data."""
+    for images, labels in self._epoch_batches():
       self.step(images, labels)
+    self._sync()
 
   def accuracy(self, test: input_pipeline.Split) -> float:
     """Test accuracy, in batches of 1000."""
     x = self.torch.from_numpy(np.asarray(test.images, np.float32) / 255.0)
-    x = x.permute(0, 3, 1, 2)
-    y = self.torch.from_numpy(np.asarray(test.labels, np.int64))
+    x = x.permute(0, 3, 1, 2).to(self.device)
+    y = self.torch.from_numpy(np.asarray(test.labels, np.int64)).to(self.device)
     with self.torch.no_grad():
       correct = sum(int((self.model(x[i:i + 1000]).argmax(1)
                          == y[i:i + 1000]).sum())
