@@ -361,3 +361,26 @@ def test_unknown_lr_search_metric_is_a_config_error(tmp_path):
   with pytest.raises(errors.ConfigError,
                      match="lr_search_metric='val_acc'.*train_loss"):
     compare.check_config(config)
+
+
+def test_plot_curves_draws_groups_of_runs_and_names_a_bad_glob(tmp_path):
+  """plot_curves.py writes a PNG from run folders; an empty glob is one line."""
+  for name, accuracies in (('a_s0', [0.9, 0.95]), ('a_s1', [0.91, 0.96]),
+                           ('b_s0', [0.8, 0.97])):
+    os.makedirs(tmp_path / name)
+    with open(tmp_path / name / metrics_log.METRICS_FILE, 'w') as f:
+      for epoch, accuracy in enumerate(accuracies, 1):
+        f.write(json.dumps({'epoch': epoch, 'test_accuracy': accuracy}) + '\n')
+  out = tmp_path / 'fig.png'
+  script = os.path.join(ROOT, 'plot_curves.py')
+  result = subprocess.run(
+      [sys.executable, script, f'--out={out}', f'A={tmp_path}/a_s*',
+       f'B={tmp_path}/b_s*'], capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+  result = subprocess.run(
+      [sys.executable, script, f'--out={out}', f'C={tmp_path}/none*'],
+      capture_output=True, text=True, timeout=120)
+  assert result.returncode == 1
+  assert result.stderr.strip() == (
+      f"Error: no run folder matches '{tmp_path}/none*'.")

@@ -1,0 +1,58 @@
+"""Draws test accuracy per epoch of finished runs, one curve per group of seeds.
+
+  python plot_curves.py --out=results/best_vs_seed.png \
+      "seed recipe=/tmp/tta/mnist_seed*" "best recipe=/tmp/best/test_s*"
+
+Each argument is LABEL=GLOB: the glob names run folders (workdirs of
+main.py, each with its metrics.jsonl); their curves are drawn as the mean
+over the folders with the min-max band, as the comparison's accuracy.png is
+(compare.accuracy_figure).
+"""
+
+import argparse
+import glob
+import sys
+
+import compare
+import metrics_log
+
+
+def curves(pattern: str, metric: str) -> list[list[float]]:
+  """The `metric` per epoch of every run folder matching `pattern`."""
+  folders = sorted(glob.glob(pattern))
+  if not folders:
+    sys.exit(f'Error: no run folder matches {pattern!r}.')
+  result = []
+  for folder in folders:
+    rows = metrics_log.read_metrics(folder)
+    if not rows or metric not in rows[0]:
+      sys.exit(f'Error: {folder} has no {metric!r} in its metrics.jsonl.')
+    result.append([row[metric] for row in rows])
+  return result
+
+
+def main() -> None:
+  """Parses LABEL=GLOB arguments and writes the figure."""
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('groups', nargs='+', help='LABEL=GLOB of run folders.')
+  parser.add_argument('--out', required=True, help='The PNG to write.')
+  parser.add_argument('--metric', default='test_accuracy',
+                      help="A metrics.jsonl field, e.g. 'val_accuracy'.")
+  parser.add_argument('--target', type=float, default=0.995,
+                      help='Drawn as a dashed line.')
+  parser.add_argument('--dpi', type=int, default=120)
+  args = parser.parse_args()
+  series = []
+  for group in args.groups:
+    label, sep, pattern = group.partition('=')
+    if not sep or not label or not pattern:
+      sys.exit(f'Error: {group!r} is not LABEL=GLOB.')
+    series.append((label, curves(pattern, args.metric)))
+  figure = compare.accuracy_figure(series, args.target, args.dpi,
+                                   metric=args.metric.replace('_', ' '))
+  figure.savefig(args.out)
+  print(f'wrote {args.out}')
+
+
+if __name__ == '__main__':
+  main()
