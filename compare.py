@@ -587,6 +587,8 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
   from playground import figures  # pylint: disable=g-import-not-at-top
   fig, ax = _new_figure(dpi)
   low, high = math.inf, 0.0
+  # Many raw curves overlap into one grey band; fainter when there are many.
+  raw_alpha = min(0.2, 1.0 / max(1, len(series)))
   for i, (text, steps, losses) in enumerate(series):
     length = min(len(l) for l in losses)
     if not length:
@@ -595,7 +597,8 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
     raw = np.array([l[:length] for l in losses])
     smoothed = np.array([smooth(c, smoothing) for c in raw])
     x = steps[0][:length]
-    ax.plot(x, raw.mean(0), color=style['color'], alpha=0.2, linewidth=0.5)
+    ax.plot(x, raw.mean(0), color=style['color'], alpha=raw_alpha,
+            linewidth=0.5)
     ax.plot(x, smoothed.mean(0), label=_spread(text, len(losses)), **style)
     low, high = min(low, smoothed.min()), max(high, smoothed.max())
     if len(losses) > 1:
