@@ -30,10 +30,10 @@ ALL_OPTIMIZERS = ('adam', 'optax_adam', 'adamw', 'nadam', 'amsgrad', 'adamax',
 
 
 def get_config() -> ml_collections.ConfigDict:
-  """The comparison: 12 optimizers, searched rates, 3 epochs, 2 seeds."""
+  """The comparison: 12 optimizers, searched rates, 5 epochs, 2 seeds."""
   config = default.get_config()
   config.task = 'compare'
-  config.num_epochs = 3
+  config.num_epochs = 5
   config.optimizers = ALL_OPTIMIZERS
   # One slot per registry optimizer: a number fixes its rate; None takes the
   # searched rate (lr_search=True) or compare.DEFAULT_LEARNING_RATES.
@@ -43,7 +43,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.target_accuracy = 0.99
   config.lr_search = True
   # The grid: each optimizer's default rate times these factors.
-  config.lr_search_factors = (0.3, 1.0, 3.0)
+  config.lr_search_factors = (0.3, 1.0, 3.0, 10.0)
   config.lr_search_epochs = 1
   # The last this many training examples (of a seeded permutation) are held
   # out for the search; the search never sees the test split.
