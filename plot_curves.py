@@ -1,16 +1,17 @@
 """Draws test accuracy per epoch of finished runs, one curve per group of seeds.
 
-  python plot_curves.py --out=results/best_vs_seed.png \
+  python plot_curves.py --out=results/best_vs_seed.png --ymin=0.98 \
       "seed recipe=/tmp/tta/mnist_seed*" "best recipe=/tmp/best/test_s*"
 
-Each argument is LABEL=GLOB: the glob names run folders (workdirs of
-main.py, each with its metrics.jsonl); their curves are drawn as the mean
-over the folders with the min-max band, as the comparison's accuracy.png is
-(compare.accuracy_figure).
+Each argument is LABEL=GLOB: the folders the glob matches (files are
+skipped) are run folders (workdirs of main.py, each with its metrics.jsonl);
+their curves are drawn as the mean over the folders with the min-max band,
+as the comparison's accuracy.png is (compare.accuracy_figure).
 """
 
 import argparse
 import glob
+import os
 import sys
 
 import compare
@@ -19,7 +20,7 @@ import metrics_log
 
 def curves(pattern: str, metric: str) -> list[list[float]]:
   """The `metric` per epoch of every run folder matching `pattern`."""
-  folders = sorted(glob.glob(pattern))
+  folders = sorted(f for f in glob.glob(pattern) if os.path.isdir(f))
   if not folders:
     sys.exit(f'Error: no run folder matches {pattern!r}.')
   result = []
@@ -40,6 +41,8 @@ def main() -> None:
                       help="A metrics.jsonl field, e.g. 'val_accuracy'.")
   parser.add_argument('--target', type=float, default=0.995,
                       help='Drawn as a dashed line.')
+  parser.add_argument('--ymin', type=float, default=None,
+                      help='Lower end of the y axis (default: the data).')
   parser.add_argument('--dpi', type=int, default=120)
   args = parser.parse_args()
   series = []
@@ -50,6 +53,9 @@ def main() -> None:
     series.append((label, curves(pattern, args.metric)))
   figure = compare.accuracy_figure(series, args.target, args.dpi,
                                    metric=args.metric.replace('_', ' '))
+  if args.ymin is not None:
+    # Points below are cut off, so that the epochs that matter fill the plot.
+    figure.axes[0].set_ylim(bottom=args.ymin)
   figure.savefig(args.out)
   print(f'wrote {args.out}')
 
