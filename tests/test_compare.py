@@ -353,6 +353,10 @@ def test_lr_search_picks_by_the_configured_metric(tmp_path, monkeypatch,
   chosen, rows = compare.search(config, str(tmp_path), ['sgd'])
   assert chosen == {'sgd': expected_rate}
   assert [row[1] for row in rows if row[-2] == 'yes'] == [expected_rate]
+  # A choice at either end of the grid is flagged; one inside it is not.
+  status = {row[1]: row[-1] for row in rows}
+  assert status[expected_rate] == ('ok' if expected_rate == 0.1 else
+                                   'ok, at the edge of the grid')
 
 
 def test_unknown_lr_search_metric_is_a_config_error(tmp_path):
@@ -384,3 +388,40 @@ def test_plot_curves_draws_groups_of_runs_and_names_a_bad_glob(tmp_path):
   assert result.returncode == 1
   assert result.stderr.strip() == (
       f"Error: no run folder matches '{tmp_path}/none*'.")
+
+
+def _result(seed, accuracies, times, losses):
+  """A finished compare.Result with the given per-epoch metrics."""
+  rows = [dict(epoch=i + 1, test_accuracy=a, epoch_time_s=t, train_loss=l)
+          for i, (a, t, l) in enumerate(zip(accuracies, times, losses))]
+  return compare.Result('adam', 1e-3, seed, f'/runs/seed_{seed}', rows,
+                        len(rows))
+
+
+def test_table_rows_hold_the_runs_numbers():
+  """runs.csv and summary rows: finals, bests, the target epoch and times."""
+  # Seed 0 reaches the target exactly (0.99 >= 0.99) at epoch 2 and ends
+  # below its best; seed 1 reaches it at its last epoch.
+  first = _result(0, [0.97, 0.99, 0.985], [10.0, 5.0, 5.0], [0.5, 0.3, 0.2])
+  second = _result(1, [0.98, 0.985, 0.995], [12.0, 6.0, 6.0],
+                   [0.6, 0.4, 0.25])
+  assert compare.run_row(first, 0.99) == [
+      'adam', 1e-3, 0, 0.985, 0.99, 2, 0.2, 2, 15.0, 20.0, 'ok']
+  assert compare.run_row(second, 0.99)[7:10] == [3, 24.0, 24.0]
+  assert compare.run_row(first, 0.999)[7:9] == ['', '']
+  assert compare.summary_row('adam', 1e-3, {'b1': 0.8}, [first, second],
+                             0.99) == [
+      'adam', 1e-3, 'b1=0.8', '0 1', '0.9900', '0.0050', '0.9925', '0.2250',
+      '2 3', '19.5', '22.0']
+
+
+def test_search_trains_with_the_first_seed(compared):
+  """The search's runs use config.seeds[0], the seed of the first runs."""
+  _, workdir, _, _ = compared
+  configs = [os.path.join(root, 'config.json') for root, _, files in
+             os.walk(os.path.join(workdir, 'lr_search'))
+             if 'config.json' in files]
+  assert len(configs) == 2
+  for path in configs:
+    with open(path) as f:
+      assert json.load(f)['seed'] == tiny_compare_config('').seeds[0] == 0
