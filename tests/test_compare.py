@@ -1,6 +1,7 @@
 """Tests for the optimizer comparison (compare.py) on a tiny synthetic dataset."""
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -425,3 +426,44 @@ def test_search_trains_with_the_first_seed(compared):
   for path in configs:
     with open(path) as f:
       assert json.load(f)['seed'] == tiny_compare_config('').seeds[0] == 0
+
+
+def test_summary_means_leave_out_an_unfinished_seed():
+  """With one seed complete, a partial seed enters neither means nor seeds."""
+  done = _result(0, [0.97, 0.99, 0.985], [10.0, 5.0, 5.0], [0.5, 0.3, 0.2])
+  partial = _result(1, [0.5], [10.0], [2.0])
+  partial.num_epochs = 3
+  row = compare.summary_row('adam', 1e-3, {}, [done, partial], 0.99)
+  assert row[3:8] == ['0', '0.9850', '0.0000', '0.9900', '0.2000']
+
+
+def test_fixed_rate_wins_over_searched_and_default(tmp_path):
+  """learning_rates: a config entry, else the searched rate, else the default."""
+  config = tiny_compare_config(str(tmp_path),
+                               optimizers=('adam', 'sgd', 'momentum'))
+  config.learning_rates.sgd = 0.05
+  rates = compare.learning_rates(config, {'adam': 3e-3, 'sgd': 0.3})
+  assert rates == {'adam': 1e-3, 'sgd': 0.05,
+                   'momentum': compare.DEFAULT_LEARNING_RATES['momentum']}
+  config.learning_rates.adam = None
+  assert compare.learning_rates(config, {'adam': 3e-3})['adam'] == 3e-3
+
+
+@pytest.mark.parametrize('change, expected', [
+    (None, [0, 1]), ('step_loss', []), ('last_epoch', [])])
+def test_identical_seeds_needs_every_step_and_epoch_equal(monkeypatch, change,
+                                                          expected):
+  """One differing step loss or one differing later epoch breaks identity."""
+  def runs(tag):
+    return [dataclasses.replace(
+        _result(seed, [0.9, 0.95], [1.0, 1.0], [0.3, 0.2]),
+        workdir=f'{tag}{seed}') for seed in (0, 1)]
+  a, b = runs('a'), runs('b')
+  losses = {w: np.array([0.5, 0.4, 0.3]) for w in ('a0', 'a1', 'b0', 'b1')}
+  if change == 'step_loss':
+    losses['b1'] = np.array([0.5, 0.4, 0.3 + 1e-7])
+  if change == 'last_epoch':
+    b[1].rows[-1]['test_accuracy'] = 0.9501
+  monkeypatch.setattr(compare, 'step_losses',
+                      lambda w: (np.arange(3), losses[w]))
+  assert compare.identical_seeds(a, b) == expected
