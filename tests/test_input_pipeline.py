@@ -435,16 +435,25 @@ def idx_server(tiny_mnist_dir, monkeypatch):
   server.server_close()
 
 
+def _point_tfds_at(monkeypatch, data_dir, url):
+  """Imports TFDS (or skips) and sends its mnist download to `url`.
+
+  Returns:
+    The tensorflow_datasets module.
+  """
+  tfds = pytest.importorskip('tensorflow_datasets')
+  monkeypatch.setenv('TFDS_DATA_DIR', str(data_dir))
+  monkeypatch.setenv('no_proxy', '127.0.0.1')
+  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+  return tfds
+
+
 def test_load_dataset_downloads_once_into_tfds_data_dir(
     tmp_path, monkeypatch, idx_server, caplog):
   """Without a folder, TFDS downloads into its data dir, then reuses it."""
-  tfds = pytest.importorskip('tensorflow_datasets')
   server, url = idx_server
   data_dir = tmp_path / 'tfds'
-  monkeypatch.setenv('TFDS_DATA_DIR', str(data_dir))
-  monkeypatch.setenv('no_proxy', '127.0.0.1')
-  # Point TFDS's mnist builder at the local server instead of the internet.
-  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+  _point_tfds_at(monkeypatch, data_dir, url)
 
   caplog.set_level(logging.INFO)
   train, test = input_pipeline.load_dataset('mnist', None)
@@ -465,13 +474,10 @@ def test_load_dataset_downloads_once_into_tfds_data_dir(
 def test_registered_checksums_name_the_cache(tmp_path, monkeypatch,
                                             idx_server, tiny_mnist_dir):
   """Files TFDS knows checksums for are cached by checksum, and found there."""
-  tfds = pytest.importorskip('tensorflow_datasets')
-  from tensorflow_datasets.core.download import checksums  # pylint: disable=g-import-not-at-top
   server, url = idx_server
   data_dir = tmp_path / 'tfds'
-  monkeypatch.setenv('TFDS_DATA_DIR', str(data_dir))
-  monkeypatch.setenv('no_proxy', '127.0.0.1')
-  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+  _point_tfds_at(monkeypatch, data_dir, url)
+  from tensorflow_datasets.core.download import checksums  # pylint: disable=g-import-not-at-top
   # Register the served files' checksums, as TFDS registers the real ones.
   registered = {}
   for name in os.listdir(tiny_mnist_dir):
@@ -497,11 +503,8 @@ def test_registered_checksums_name_the_cache(tmp_path, monkeypatch,
 def test_downloaded_split_without_examples(tmp_path, monkeypatch, idx_server,
                                           tiny_mnist_dir):
   """Downloaded files are checked as a folder's are: an empty split is named."""
-  tfds = pytest.importorskip('tensorflow_datasets')
   _, url = idx_server
-  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
-  monkeypatch.setenv('no_proxy', '127.0.0.1')
-  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+  _point_tfds_at(monkeypatch, tmp_path / 'tfds', url)
   write_idx(os.path.join(tiny_mnist_dir, 't10k-images-idx3-ubyte.gz'),
             np.zeros((0, 28, 28), np.uint8))
   write_idx(os.path.join(tiny_mnist_dir, 't10k-labels-idx1-ubyte.gz'),
@@ -527,12 +530,9 @@ def test_without_tfds_the_error_asks_for_a_folder(monkeypatch):
 def test_download_refused_by_the_server_is_offline_error(
     tmp_path, monkeypatch, idx_server):
   """An HTTP error from the server is an OfflineError quoting the status."""
-  tfds = pytest.importorskip('tensorflow_datasets')
   _, url = idx_server
-  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
-  monkeypatch.setenv('no_proxy', '127.0.0.1')
   # A folder the server does not have: every file is a 404.
-  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url + 'absent/')
+  _point_tfds_at(monkeypatch, tmp_path / 'tfds', url + 'absent/')
   with pytest.raises(
       errors.OfflineError,
       match=r"^Could not download dataset 'mnist'; .* Reason: DownloadError: "
@@ -543,7 +543,7 @@ def test_download_refused_by_the_server_is_offline_error(
 
 def test_silent_server_times_out(tmp_path, monkeypatch):
   """A server that accepts but never answers is given up on, not waited for."""
-  tfds = pytest.importorskip('tensorflow_datasets')
+  pytest.importorskip('tensorflow_datasets')
   # Listening without ever accepting: the kernel completes the connection,
   # nobody answers the request.
   silent = socket.socket()
@@ -551,9 +551,7 @@ def test_silent_server_times_out(tmp_path, monkeypatch):
   silent.listen(8)
   try:
     url = f'http://127.0.0.1:{silent.getsockname()[1]}/'
-    monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
-    monkeypatch.setenv('no_proxy', '127.0.0.1')
-    monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+    _point_tfds_at(monkeypatch, tmp_path / 'tfds', url)
     monkeypatch.setattr(input_pipeline, '_REACHABILITY_TIMEOUT_S', 0.5)
     start = time.monotonic()
     with pytest.raises(errors.OfflineError,
@@ -567,11 +565,8 @@ def test_silent_server_times_out(tmp_path, monkeypatch):
 def test_bug_inside_the_download_keeps_its_traceback(
     tmp_path, monkeypatch, idx_server):
   """An exception that is not a download failure is not made an OfflineError."""
-  tfds = pytest.importorskip('tensorflow_datasets')
   _, url = idx_server
-  monkeypatch.setenv('TFDS_DATA_DIR', str(tmp_path / 'tfds'))
-  monkeypatch.setenv('no_proxy', '127.0.0.1')
-  monkeypatch.setattr(tfds.builder_cls('mnist'), 'URL', url)
+  tfds = _point_tfds_at(monkeypatch, tmp_path / 'tfds', url)
 
   def broken(self, urls):
     """A download manager with a bug."""
