@@ -353,6 +353,7 @@ def search(config: ml_collections.ConfigDict, workdir: str,
   """
   chosen, rows = {}, []
   seed = config.seeds[0]
+  rank = SEARCH_METRICS[config.lr_search_metric]
   for name in names:
     results = []
     for rate in search_grid(config, name):
@@ -374,7 +375,6 @@ def search(config: ml_collections.ConfigDict, workdir: str,
           f'learning-rate search: {name} diverged at every rate '
           f'({", ".join(f"{r.learning_rate:g}" for r in results)}); set '
           f'--config.learning_rates.{name} or other lr_search_factors.')
-    rank = SEARCH_METRICS[config.lr_search_metric]
     best = max(scored, key=lambda r: rank(r.rows[-1]))
     chosen[name] = best.learning_rate
     edge = best.learning_rate in (results[0].learning_rate,
@@ -456,6 +456,25 @@ def first_reaching(rows: Sequence[dict[str, Any]], target: float,
   return None
 
 
+def time_to_target(rows: Sequence[dict[str, Any]], target: float
+                   ) -> tuple[Optional[int], Optional[float]]:
+  """(epoch, training seconds up to it) of the first row at the target.
+
+  Args:
+    rows: a run's metrics.jsonl rows, one per epoch.
+    target: the test accuracy to reach.
+
+  Returns:
+    The epoch and the sum of epoch_time_s through it; (None, None) if no
+    epoch reaches the target.
+  """
+  reached = first_reaching(rows, target)
+  if reached is None:
+    return None, None
+  return rows[reached]['epoch'], sum(row['epoch_time_s']
+                                     for row in rows[:reached + 1])
+
+
 def run_row(result: Result, target: float) -> list[Any]:
   """One runs.csv row (RUNS_HEADER) for a finished or diverged run."""
   rows = result.rows
@@ -464,13 +483,12 @@ def run_row(result: Result, target: float) -> list[Any]:
         'diverged' if result.diverged else 'no epochs']
   accuracies = [r['test_accuracy'] for r in rows]
   best = int(np.argmax(accuracies))
-  reached = first_reaching(rows, target)
-  times = np.cumsum([r['epoch_time_s'] for r in rows])
+  epoch, seconds = time_to_target(rows, target)
   return [result.name, result.learning_rate, result.seed, accuracies[-1],
           accuracies[best], rows[best]['epoch'], rows[-1]['train_loss'],
-          '' if reached is None else rows[reached]['epoch'],
-          '' if reached is None else round(float(times[reached]), 2),
-          round(float(times[-1]), 2),
+          '' if epoch is None else epoch,
+          '' if seconds is None else round(seconds, 2),
+          round(sum(r['epoch_time_s'] for r in rows), 2),
           'ok' if result.complete else
           f'partial: {len(rows)} of {result.num_epochs} epochs']
 
@@ -502,10 +520,10 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
   loss = [r.rows[-1]['train_loss'] for r in finished]
   epochs, times = [], []
   for r in finished:
-    reached = first_reaching(r.rows, target)
-    epochs.append('—' if reached is None else str(r.rows[reached]['epoch']))
-    if reached is not None:
-      times.append(sum(row['epoch_time_s'] for row in r.rows[:reached + 1]))
+    epoch, seconds = time_to_target(r.rows, target)
+    epochs.append('—' if epoch is None else str(epoch))
+    if seconds is not None:
+      times.append(seconds)
   total = [sum(row['epoch_time_s'] for row in r.rows) for r in finished]
   return [name, learning_rate, extra, seeds, f'{np.mean(final):.4f}',
           f'{np.std(final):.4f}', f'{np.mean(best):.4f}',
@@ -560,7 +578,7 @@ def _new_figure(dpi: int):
   """A constrained-layout figure on its own Agg canvas, and its axes."""
   # Imported here: matplotlib loads only when a figure is drawn.
   from playground import figures  # pylint: disable=g-import-not-at-top
-  fig = figures._figure((9.0, 4.5), dpi)  # pylint: disable=protected-access
+  fig = figures.new_figure((9.0, 4.5), dpi)
   return fig, fig.add_subplot()
 
 

@@ -134,8 +134,8 @@ def _config_path(argv: Sequence[str]) -> tuple[list[str], str | None]:
   return argv, path
 
 
-def _load_config_file(path: str) -> ml_collections.ConfigDict:
-  """Loads a config file on its own, turning its problems into one line."""
+def load_config_file(path: str) -> ml_collections.ConfigDict:
+  """Loads a config file's get_config(); its problems exit in one line."""
   if not os.path.isfile(path):
     _usage_exit(f'--config={path}: no such file.')
   spec = importlib.util.spec_from_file_location('_config_probe', path)
@@ -181,7 +181,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     sys.exit(0)
   argv, path = _config_path(argv)
   if path is not None:
-    _check_overrides(_load_config_file(path), argv)
+    _check_overrides(load_config_file(path), argv)
   try:
     return FLAGS(argv)
   except flags.Error as e:

@@ -391,7 +391,7 @@ def write_figure(config: ml_collections.ConfigDict,
   pairs = [(b1, b2) for b1 in config.b1s for b2 in config.b2s]
   epochs = sorted({len(v) for v in cells.values()})
   shown = [epochs[-1]] + ([1] if epochs[-1] != 1 else [])
-  fig = figures._figure(  # pylint: disable=protected-access
+  fig = figures.new_figure(
       (max(3.0 * len(pairs), 6.0), 3.0 * len(shown)), config.dpi)
   axes = fig.subplots(len(shown), len(pairs), squeeze=False, sharey='row')
   x = np.asarray(config.log10_learning_rates, float)

@@ -19,36 +19,17 @@ should fit in the cap, as configs/mnist_fast.py does).
 """
 
 import argparse
-import importlib.util
 import os
 import sys
 import tempfile
-from typing import Any, Optional
 
 # Run as a script, sys.path[0] is benchmarks/; the project lives one level up.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 import compare  # pylint: disable=g-import-not-at-top,wrong-import-position
+import main as main_module  # pylint: disable=g-import-not-at-top,wrong-import-position
 import metrics_log  # pylint: disable=g-import-not-at-top,wrong-import-position
 import train  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-
-def load_config(path: str) -> Any:
-  """The ConfigDict of a config file (configs/*.py)."""
-  spec = importlib.util.spec_from_file_location('_recipe', path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
-
-
-def time_to_target(rows: list[dict[str, Any]],
-                   target: float) -> tuple[Optional[int], Optional[float]]:
-  """(epoch, cumulative training seconds) at the first row >= target."""
-  reached = compare.first_reaching(rows, target)
-  if reached is None:
-    return None, None
-  return rows[reached]['epoch'], sum(row['epoch_time_s']
-                                     for row in rows[:reached + 1])
 
 
 def main() -> None:
@@ -71,7 +52,7 @@ def main() -> None:
   results = []
   for seed in args.seeds:
     for path in args.recipes:
-      config = load_config(os.path.join(ROOT, path)
+      config = main_module.load_config_file(os.path.join(ROOT, path)
                            if not os.path.exists(path) else path)
       config.data_dir = args.data_dir
       config.seed = seed
@@ -83,7 +64,7 @@ def main() -> None:
       run_dir = os.path.join(workdir, f'{name}_seed{seed}')
       train.train_and_evaluate(config, run_dir)
       rows = metrics_log.read_metrics(run_dir)
-      epoch, seconds = time_to_target(rows, args.target)
+      epoch, seconds = compare.time_to_target(rows, args.target)
       results.append((name, seed, epoch, seconds,
                       max(r['test_accuracy'] for r in rows), len(rows)))
       print(f'{name} seed {seed}: ' + (

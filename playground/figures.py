@@ -96,7 +96,7 @@ def _legend(fig, ax) -> None:
              loc='outside right center')
 
 
-def _figure(figsize: tuple[float, float], dpi: int) -> Figure:
+def new_figure(figsize: tuple[float, float], dpi: int) -> Figure:
   """A constrained-layout figure on its own Agg canvas."""
   fig = Figure(figsize=figsize, dpi=dpi, layout='constrained')
   FigureCanvasAgg(fig)
@@ -115,7 +115,7 @@ def contour_figure(problem: problems.Problem, runs: Sequence[Run],
   Returns:
     The figure; its single axes is fig.axes[0].
   """
-  fig = _figure(CONTOUR_FIGSIZE, dpi)
+  fig = new_figure(CONTOUR_FIGSIZE, dpi)
   ax = fig.add_subplot()
   window = problems.window(problem, tuple(runs[0].points[0]))
   _draw_landscape(ax, problem, window)
@@ -145,7 +145,7 @@ def panels_figure(problem: problems.Problem, runs: Sequence[Run],
     The figure.
   """
   rows, columns = panel_grid(len(runs))
-  fig = _figure((PANEL_INCHES * columns, PANEL_INCHES * rows), dpi)
+  fig = new_figure((PANEL_INCHES * columns, PANEL_INCHES * rows), dpi)
   axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
   window = problems.window(problem, tuple(runs[0].points[0]))
   for i, (ax, run) in enumerate(zip(axes.flat, runs)):
@@ -169,7 +169,7 @@ def loss_figure(runs: Sequence[Run], tolerance: float, dpi: int) -> Figure:
   Returns:
     The figure.
   """
-  fig = _figure(LOSS_FIGSIZE, dpi)
+  fig = new_figure(LOSS_FIGSIZE, dpi)
   ax = fig.add_subplot()
   for i, run in enumerate(runs):
     ax.plot(run.losses, label=run.legend, **style(i))
