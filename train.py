@@ -627,7 +627,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     _check_fraction('dropout_rate', config.dropout_rate, 0.0, 1.0)
   if config.get('num_devices') is not None:
     _check_int('num_devices', config.num_devices, 1)
-  if not isinstance(config.get('shard_optimizer_state', False), bool):
+  if not isinstance(config.shard_optimizer_state, bool):
     raise errors.ConfigError(
         'config.shard_optimizer_state='
         f'{config.shard_optimizer_state!r} is invalid: accepted is True or '
@@ -714,7 +714,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   # Every process computed the same state from the seed; each places its
   # devices' copies (or pieces).
   state = distributed.place(state, distributed.state_shardings(
-      state, mesh, config.get('shard_optimizer_state', False)))
+      state, mesh, config.shard_optimizer_state))
   checkpoints = checkpointing.Checkpoints(workdir, config.keep_checkpoints)
   if resume:
     restored = checkpoints.restore_latest(state)
@@ -801,7 +801,7 @@ def train_epoch(
     state, metrics = train_steps(state, run.train.images, run.train.labels,
                                  group, run.grad_chunks, run.options,
                                  run.mesh,
-                                 config.get('shard_optimizer_state', False))
+                                 config.shard_optimizer_state)
     if pending is not None:
       collect(pending)
     pending = metrics

@@ -145,16 +145,14 @@ def init_params(model: VAE, seed: int) -> Any:
   return model.init(init_key, x, jnp.zeros((1, model.latent)))['params']
 
 
-def optimizer(bias_correction: bool, eps: float, b1: float = 0.9,
-              b2: float = 0.999) -> optax.GradientTransformation:
+def optimizer(bias_correction: bool,
+              eps: float) -> optax.GradientTransformation:
   """Adam with both bias corrections on or off, its numbers in its state.
 
   Args:
     bias_correction: divide m_t by 1 - b1^t and v_t by 1 - b2^t (the paper's
       Algorithm 1) or not (the ablation of section 6.4).
     eps: Adam's epsilon.
-    b1: initial first-moment decay (a traced value in the state).
-    b2: initial second-moment decay (a traced value in the state).
 
   Returns:
     optax.inject_hyperparams(adam_optax.adam) with learning_rate, b1 and b2
@@ -164,7 +162,7 @@ def optimizer(bias_correction: bool, eps: float, b1: float = 0.9,
   return optax.inject_hyperparams(
       adam_optax.adam, static_args=('eps', 'bias_correction_mu',
                                     'bias_correction_nu'))(
-                                        learning_rate=1e-3, b1=b1, b2=b2,
+                                        learning_rate=1e-3, b1=0.9, b2=0.999,
                                         eps=eps,
                                         bias_correction_mu=bias_correction,
                                         bias_correction_nu=bias_correction)

@@ -83,8 +83,6 @@ HELP = {
     'process_id': 'several processes: this one\'s id, 0 to num_processes - 1',
     'shard_optimizer_state': 'split the optimizer state over the devices '
                              '(ZeRO-1) instead of a copy on each',
-    'optimizers': 'compare: the registry optimizers to compare, e.g. '
-                  '"(\'adam\',\'sgd\')"',
     'learning_rates.*': 'compare: this optimizer\'s fixed learning rate; None: '
                         'searched (lr_search) or compare.DEFAULT_LEARNING_RATES',
     'seeds': 'compare: one run per optimizer and seed; figures show the mean '
@@ -101,7 +99,6 @@ HELP = {
                         'val_loss or train_loss (the paper\'s rule)',
     'loss_smoothing': 'compare: EMA weight of the smoothed loss curve, in '
                       '[0, 1)',
-    'dpi': 'figure resolution in pixels per inch',
     'report_only': 'compare: train nothing; write figures and tables from the '
                    'runs already in the workdir',
     # The 2-D playground (configs/quadratic.py, configs/playground_web.py).

@@ -2,6 +2,8 @@
 
 import gzip
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -75,3 +77,14 @@ def without_timings(rows):
   """metrics.jsonl rows without the fields that measure time."""
   return [{k: v for k, v in row.items() if k not in TIMING_FIELDS}
           for row in rows]
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAIN = os.path.join(ROOT, 'main.py')
+
+
+def run_main(*flags, cwd=ROOT, env=None, timeout=120):
+  """Runs main.py with `flags`; returns the completed process."""
+  return subprocess.run([sys.executable, MAIN, *flags], capture_output=True,
+                        text=True, cwd=cwd, timeout=timeout,
+                        env=None if env is None else {**os.environ, **env})

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import jax
 import numpy as np
 import pytest
 
@@ -21,6 +20,7 @@ import input_pipeline
 import metrics_log
 import train
 from conftest import make_tiny_mnist
+from conftest import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VALIDATION = 64  # Of the tiny dataset's 256 training examples.
@@ -278,12 +278,10 @@ def test_bad_entries_fail_before_any_training(tmp_path, monkeypatch, field,
 
 def test_bad_entry_from_the_command_line_is_one_line(tmp_path):
   """main.py reports a bad learning-rate entry in one line, exit 1."""
-  result = subprocess.run(
-      [sys.executable, os.path.join(ROOT, 'main.py'),
-       '--config=configs/compare.py', f'--workdir={tmp_path}',
-       f'--config.data_dir={tmp_path}', '--config.optimizers=("adam","sgd")',
-       '--config.learning_rates.sgd=-1'],
-      capture_output=True, text=True, cwd=ROOT, timeout=120)
+  result = run_main(
+      '--config=configs/compare.py', f'--workdir={tmp_path}',
+      f'--config.data_dir={tmp_path}', '--config.optimizers=("adam","sgd")',
+      '--config.learning_rates.sgd=-1')
   assert result.returncode == 1
   errors_printed = [l for l in result.stderr.splitlines()
                     if l.startswith('Error:')]

@@ -12,17 +12,9 @@ import sys
 import pytest
 
 from conftest import make_tiny_mnist
+from conftest import ROOT
+from conftest import run_main
 from conftest import write_idx
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAIN = os.path.join(ROOT, 'main.py')
-
-
-def run_main(*flags, cwd=ROOT, env=None, timeout=120):
-  """Runs main.py with `flags`; returns the completed process."""
-  return subprocess.run([sys.executable, MAIN, *flags], capture_output=True,
-                        text=True, cwd=cwd, timeout=timeout,
-                        env=None if env is None else {**os.environ, **env})
 
 
 def assert_one_clear_error(result, status, *fragments):

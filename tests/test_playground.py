@@ -16,6 +16,7 @@ from PIL import Image
 import pytest
 
 from configs import quadratic
+from conftest import run_main
 import errors
 import optimizers
 import playground
@@ -473,11 +474,8 @@ def test_gif_writing_logs_nothing(tmp_path, caplog):
 def test_main_reports_bad_playground_settings_in_one_line(tmp_path, flag,
                                                           message):
   """Issue 8's playground cases through main.py: a message, no traceback."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  out = subprocess.run(
-      [sys.executable, 'main.py', '--config=configs/quadratic.py',
-       f'--workdir={tmp_path}', flag], cwd=root, capture_output=True,
-      text=True, timeout=120)
+  out = run_main('--config=configs/quadratic.py', f'--workdir={tmp_path}',
+                 flag)
   assert out.returncode in (1, 2), out.stderr
   assert message in out.stderr + out.stdout
   assert 'Traceback' not in out.stderr
