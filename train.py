@@ -742,6 +742,14 @@ def _save(run: Run, state: TrainState) -> None:
                                'position': int(state.position)})
 
 
+def _stopped(run: Run, stop: StopRequest, where: str) -> None:
+  """Waits for the saved checkpoint, then raises InterruptedRun saying `where`."""
+  run.checkpoints.wait()
+  raise errors.InterruptedRun(
+      f'Stopped by {stop.signal_name} {where}; checkpoint saved in '
+      f'{run.checkpoints.directory}. Rerun the same command to resume.')
+
+
 def train_epoch(
     run: Run,
     state: TrainState,
@@ -810,11 +818,8 @@ def train_epoch(
     if stop.signal_name is not None:
       collect(pending)
       _save(run, state)
-      run.checkpoints.wait()
-      raise errors.InterruptedRun(
-          f'Stopped by {stop.signal_name} at step {step} (epoch {epoch}, batch '
-          f'{position} of {run.steps_per_epoch}); checkpoint saved in '
-          f'{run.checkpoints.directory}. Rerun the same command to resume.')
+      _stopped(run, stop, f'at step {step} (epoch {epoch}, batch {position} '
+               f'of {run.steps_per_epoch})')
     # A multiple of `every` passed within this group; the end of an epoch is
     # saved after its evaluation instead.
     if (every and dispatched_step // every > group_start // every and
@@ -888,12 +893,7 @@ def train_and_evaluate(
           # Asked to stop during an evaluation: the end of the epoch is
           # saved, so stop here rather than start the next epoch (or let a
           # caller such as compare.py start its next run).
-          run.checkpoints.wait()
-          raise errors.InterruptedRun(
-              f'Stopped by {stop.signal_name} after epoch {epoch} (step '
-              f'{int(state.step)}); checkpoint saved in '
-              f'{run.checkpoints.directory}. Rerun the same command to '
-              'resume.')
+          _stopped(run, stop, f'after epoch {epoch} (step {int(state.step)})')
   finally:
     log.close()
     run.checkpoints.close()

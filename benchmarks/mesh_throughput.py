@@ -36,18 +36,12 @@ def child(args: argparse.Namespace) -> dict:
   import numpy as np
   import adam_optax
   import distributed
-  import input_pipeline
   import models
   import train
+  import train_throughput  # This folder, sys.path[0] when run as a script.
   # pylint: enable=g-import-not-at-top
 
-  if args.data_dir:
-    data, _ = input_pipeline.load_dataset('mnist', args.data_dir)
-  else:
-    rng = np.random.default_rng(0)
-    data = input_pipeline.Split(
-        rng.integers(0, 256, (60_000, 28, 28, 1), np.uint8),
-        rng.integers(0, 10, 60_000).astype(np.int32))
+  data, _, _ = train_throughput.load_data(args.data_dir)
   n = jax.device_count()
   batch, spd = args.batch_size, args.steps_per_dispatch
   chunks = train.default_grad_chunks(batch // n)
