@@ -24,7 +24,7 @@ from absl import logging
 import ml_collections
 from ml_collections import config_flags
 
-import errors
+from adamjax.common import errors
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string('workdir', None,
@@ -47,10 +47,10 @@ flags.DEFINE_bool('show_config', False,
 TASKS = {
     ('classify', 'train'): 'train:train_and_evaluate',
     ('classify', 'eval'): 'train:evaluate_saved',
-    ('compare', 'train'): 'compare:run',
-    ('playground', 'train'): 'playground:run',
-    ('playground_web', 'train'): 'playground.web:serve',
-    ('vae_grid', 'train'): 'vae:run',
+    ('compare', 'train'): 'adamjax.experiments.compare:run',
+    ('playground', 'train'): 'adamjax.playground:run',
+    ('playground_web', 'train'): 'adamjax.playground.web:serve',
+    ('vae_grid', 'train'): 'adamjax.experiments.vae_grid:run',
 }
 
 # Loggers whose INFO lines are noise on a user's terminal (JAX probing for a
@@ -193,7 +193,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
 
 def show_config(config: ml_collections.ConfigDict) -> str:
   """Every field of `config` with its value and the line that explains it."""
-  from configs import fields  # pylint: disable=g-import-not-at-top
+  from adamjax.common import fields  # pylint: disable=g-import-not-at-top
   lines = []
   for name, value in sorted(_flatten(config).items()):
     lines.append(f'{name} = {value!r}')
@@ -235,7 +235,7 @@ def main(argv: Sequence[str]) -> None:
     if 'coordinator_address' in config:
       # Joins a multi-process run (a no-op for one process) before anything
       # touches a device, as jax.distributed.initialize requires.
-      import distributed  # pylint: disable=g-import-not-at-top
+      from adamjax.trainer import distributed  # pylint: disable=g-import-not-at-top
       distributed.initialize(config)
     task_function(config.task, FLAGS.mode)(config, workdir)
   except errors.InterruptedRun as e:

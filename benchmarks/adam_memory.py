@@ -27,8 +27,8 @@ import optax
 
 # Run as a script, sys.path[0] is benchmarks/; the modules live one level up.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import adam_lowmem  # pylint: disable=g-import-not-at-top,wrong-import-position
-import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.optim import lowmem  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 FLOAT32_ONLY = 2**62  # A min_8bit_size no leaf reaches: float32 moments.
 
@@ -70,14 +70,14 @@ def variants() -> dict[str, tuple[Any, Callable[[], optax.GradientTransformation
   lr = 1e-3
   return {
       'float32 Adam': (jnp.float32, lambda: optax.adam(lr)),
-      '8-bit Adam': (jnp.float32, lambda: adam_lowmem.adam8bit(lr)),
+      '8-bit Adam': (jnp.float32, lambda: lowmem.adam8bit(lr)),
       'bf16 + f32 Adam + Kahan': (jnp.bfloat16, lambda: optax.chain(
-          adam_lowmem.adam8bit(lr, min_8bit_size=FLOAT32_ONLY),
-          adam_lowmem.kahan_compensation())),
+          lowmem.adam8bit(lr, min_8bit_size=FLOAT32_ONLY),
+          lowmem.kahan_compensation())),
       'bf16 + 8-bit + Kahan': (jnp.bfloat16, lambda: optax.chain(
-          adam_lowmem.adam8bit(lr), adam_lowmem.kahan_compensation())),
+          lowmem.adam8bit(lr), lowmem.kahan_compensation())),
       'bf16 + 8-bit + stoch.': (jnp.bfloat16, lambda: optax.chain(
-          adam_lowmem.adam8bit(lr), adam_lowmem.stochastic_rounding())),
+          lowmem.adam8bit(lr), lowmem.stochastic_rounding())),
   }
 
 

@@ -43,18 +43,18 @@ import optax
 
 # Run as a script, sys.path[0] is benchmarks/; adam_optax lives one level up.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import adam_lowmem  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.optim import lowmem  # pylint: disable=g-import-not-at-top,wrong-import-position
 import adam_optax  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Low-memory variants: name -> (param dtype, optimizer factory, bytes a step
 # must read + write per parameter: p, g, m, v (+ the Kahan buffer) in, and
 # p, m, v (+ buffer) out; the per-block scales add 2 * 2 * 4 / 256).
 LOWMEM = {
-    '8-bit': (jnp.float32, lambda: adam_lowmem.adam8bit(1e-3), 16),
+    '8-bit': (jnp.float32, lambda: lowmem.adam8bit(1e-3), 16),
     'bf16 8-bit kahan': (jnp.bfloat16, lambda: optax.chain(
-        adam_lowmem.adam8bit(1e-3), adam_lowmem.kahan_compensation()), 14),
+        lowmem.adam8bit(1e-3), lowmem.kahan_compensation()), 14),
     'bf16 8-bit stoch.': (jnp.bfloat16, lambda: optax.chain(
-        adam_lowmem.adam8bit(1e-3), adam_lowmem.stochastic_rounding()), 10),
+        lowmem.adam8bit(1e-3), lowmem.stochastic_rounding()), 10),
 }
 
 

@@ -24,7 +24,7 @@ import time
 
 # Run as a script, sys.path[0] is benchmarks/; the project lives one level up.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import checkpointing  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.trainer import checkpointing  # pylint: disable=g-import-not-at-top,wrong-import-position
 from configs import default  # pylint: disable=g-import-not-at-top,wrong-import-position
 import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -7,7 +7,7 @@ plus optimizer state:
 
   float32             float32 params, float32 Adam (adam_lowmem with every
                       leaf below min_8bit_size is plain float32 Adam)
-  8-bit               float32 params, adam_lowmem.adam8bit
+  8-bit               float32 params, lowmem.adam8bit
   bf16                bf16 params, float32 moments, plain rounding
   bf16+kahan          bf16 params, float32 moments, Kahan (bf16 buffer)
   bf16+stochastic     bf16 params, float32 moments, stochastic rounding
@@ -41,9 +41,9 @@ import optax
 
 # Run as a script, sys.path[0] is benchmarks/; the modules live one level up.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import adam_lowmem  # pylint: disable=g-import-not-at-top,wrong-import-position
-import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.optim import lowmem  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.data import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 LEARNING_RATE = 5e-4
 BATCH_SIZE = 64
@@ -55,19 +55,19 @@ FLOAT32_ONLY = 2**62  # A min_8bit_size no leaf reaches: float32 moments.
 
 def variants() -> dict[str, tuple[Any, Callable[[], optax.GradientTransformation]]]:
   """name -> (parameter dtype, optimizer factory)."""
-  f32_adam = lambda: adam_lowmem.adam8bit(LEARNING_RATE,
+  f32_adam = lambda: lowmem.adam8bit(LEARNING_RATE,
                                           min_8bit_size=FLOAT32_ONLY)
   return {
       'float32': (jnp.float32, f32_adam),
-      '8-bit': (jnp.float32, lambda: adam_lowmem.adam8bit(LEARNING_RATE)),
+      '8-bit': (jnp.float32, lambda: lowmem.adam8bit(LEARNING_RATE)),
       'bf16': (jnp.bfloat16, f32_adam),
       'bf16+kahan': (jnp.bfloat16, lambda: optax.chain(
-          f32_adam(), adam_lowmem.kahan_compensation())),
+          f32_adam(), lowmem.kahan_compensation())),
       'bf16+stochastic': (jnp.bfloat16, lambda: optax.chain(
-          f32_adam(), adam_lowmem.stochastic_rounding(seed=0))),
+          f32_adam(), lowmem.stochastic_rounding(seed=0))),
       'bf16+8-bit+kahan': (jnp.bfloat16, lambda: optax.chain(
-          adam_lowmem.adam8bit(LEARNING_RATE),
-          adam_lowmem.kahan_compensation())),
+          lowmem.adam8bit(LEARNING_RATE),
+          lowmem.kahan_compensation())),
   }
 
 

@@ -35,22 +35,26 @@ def child(args: argparse.Namespace) -> dict:
   import jax.numpy as jnp
   import numpy as np
   import adam_optax
-  import distributed
-  import models
-  import train
+  from adamjax.trainer import distributed
+  from adamjax import models
+  from adamjax.trainer import objective
+  from adamjax.data import order
+  from adamjax.trainer import steps
+  from adamjax.trainer import train_state
+  from adamjax.trainer import xla_cpu
   import train_throughput  # This folder, sys.path[0] when run as a script.
   # pylint: enable=g-import-not-at-top
 
   data, _, _ = train_throughput.load_data(args.data_dir)
   n = jax.device_count()
   batch, spd = args.batch_size, args.steps_per_dispatch
-  chunks = train.default_grad_chunks(batch // n)
-  order = np.asarray(train.epoch_batches(jax.random.key(1), 1,
+  chunks = xla_cpu.default_grad_chunks(batch // n)
+  batch_order = np.asarray(order.epoch_batches(jax.random.key(1), 1,
                                          len(data.labels), batch))
 
   def fresh():
     """The seed recipe's initial state."""
-    return train.create_train_state(jax.random.key(0), models.CNN(),
+    return train_state.create_train_state(jax.random.key(0), models.CNN(),
                                     adam_optax.adam(LEARNING_RATE),
                                     data.images.shape[1:])
 
@@ -59,23 +63,23 @@ def child(args: argparse.Namespace) -> dict:
   variants['mesh'] = dict(
       state=distributed.place(fresh(), distributed.replicated(mesh)),
       data=distributed.place(tuple(data), distributed.replicated(mesh)),
-      indices=distributed.feed(order, mesh, axis=1), mesh=mesh)
+      indices=distributed.feed(batch_order, mesh, axis=1), mesh=mesh)
   if n == 1:
     variants['no mesh'] = dict(
         state=fresh(), data=(jnp.asarray(data.images), jnp.asarray(data.labels)),
-        indices=jnp.asarray(order), mesh=None)
+        indices=jnp.asarray(batch_order), mesh=None)
 
-  def run(variant, steps):
-    """`steps` optimizer steps from where the variant stands; waits."""
+  def run(variant, num_steps):
+    """`num_steps` optimizer steps from where the variant stands; waits."""
     metrics = None
-    for _ in range(steps // spd):
+    for _ in range(num_steps // spd):
       start = variant.setdefault('cursor', 0)
-      if start + spd > len(order):
+      if start + spd > len(batch_order):
         start = 0
       variant['cursor'] = start + spd
-      variant['state'], metrics = train.train_steps(
+      variant['state'], metrics = steps.train_steps(
           variant['state'], *variant['data'],
-          variant['indices'][start:start + spd], chunks, train.StepOptions(),
+          variant['indices'][start:start + spd], chunks, objective.StepOptions(),
           variant['mesh'])
     jax.block_until_ready(metrics)
 

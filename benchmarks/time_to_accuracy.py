@@ -26,9 +26,9 @@ import tempfile
 # Run as a script, sys.path[0] is benchmarks/; the project lives one level up.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-import compare  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.experiments import compare  # pylint: disable=g-import-not-at-top,wrong-import-position
 import main as main_module  # pylint: disable=g-import-not-at-top,wrong-import-position
-import metrics_log  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.trainer import metrics_log  # pylint: disable=g-import-not-at-top,wrong-import-position
 import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 

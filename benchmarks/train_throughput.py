@@ -1,6 +1,6 @@
 """Training throughput of the seed recipe: our jitted step against PyTorch.
 
-Measures, after warm-up, training images/s of `train.train_steps` (the CNN,
+Measures, after warm-up, training images/s of `steps.train_steps` (the CNN,
 our Adam at 5e-4, float32) at each --batch_sizes and --grad_chunks, and, when
 `torch` is importable, the seed's PyTorch loop (same CNN, CrossEntropyLoss,
 torch.optim.Adam; on a CPU a DataLoader over in-memory float tensors,
@@ -48,8 +48,13 @@ import numpy as np
 # Run as a script, sys.path[0] is benchmarks/; the project lives one level up.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import adam_optax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.data import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.trainer import evaluation
+from adamjax.data import order
+from adamjax.trainer import steps
+from adamjax.trainer import train_state
+from adamjax.trainer import xla_cpu
 import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 LEARNING_RATE = 5e-4
@@ -98,15 +103,15 @@ class Ours:
     self.spd = steps_per_dispatch
     self.name = (f'ours B={batch_size} chunks={grad_chunks} '
                  f'spd={steps_per_dispatch} eigen={eigen}')
-    self.state = train.create_train_state(
+    self.state = train_state.create_train_state(
         jax.random.key(0), models.CNN(), adam_optax.adam(LEARNING_RATE),
         data.images.shape[1:])
-    self.indices = train.epoch_batches(jax.random.key(1), 1,
+    self.indices = order.epoch_batches(jax.random.key(1), 1,
                                        len(data.labels), batch_size)
     self.cursor = 0
     first = self._next_chunk()
     start = time.perf_counter()
-    self.compiled = train.train_steps.lower(
+    self.compiled = steps.train_steps.lower(
         self.state, data.images, data.labels, first,
         grad_chunks=grad_chunks).compile(
             {'xla_cpu_multi_thread_eigen': eigen == 'on'})
@@ -275,13 +280,13 @@ def product_config_epoch(state: Any, data: input_pipeline.Split,
   One step per dispatch (the product default), with each step's loss read on
   the host while the next step runs, as train.train_epoch does.
   """
-  indices = train.epoch_batches(jax.random.key(1), epoch, len(data.labels),
+  indices = order.epoch_batches(jax.random.key(1), epoch, len(data.labels),
                                 batch_size)
-  chunks = train.default_grad_chunks(batch_size)
+  chunks = xla_cpu.default_grad_chunks(batch_size)
   start = time.perf_counter()
   pending = None
   for step in range(indices.shape[0]):
-    state, metrics = train.train_steps(state, data.images, data.labels,
+    state, metrics = steps.train_steps(state, data.images, data.labels,
                                        indices[step:step + 1], chunks)
     if pending is not None:
       np.asarray(pending['loss'])
@@ -332,15 +337,15 @@ def main() -> None:
 
   if args.epoch or args.time_to_accuracy:
     seed_batch = 64
-    state = train.create_train_state(
+    state = train_state.create_train_state(
         jax.random.key(0), models.CNN(), adam_optax.adam(LEARNING_RATE),
         train_split.images.shape[1:])
     torch_run = Torch(train_split, seed_batch) if use_torch else None
     # Compile, so the epoch below times training only.
-    state, _ = train.train_steps(
+    state, _ = steps.train_steps(
         state, train_split.images, train_split.labels,
         jnp.zeros((1, seed_batch), jnp.int32),
-        grad_chunks=train.default_grad_chunks(seed_batch))
+        grad_chunks=xla_cpu.default_grad_chunks(seed_batch))
     if args.epoch:
       # Alternating, so drifting load hits both alike.
       times = {'ours': [], 'PyTorch': []}
@@ -357,7 +362,7 @@ def main() -> None:
                 f'{statistics.median(seconds):.1f} s)')
   if args.time_to_accuracy:
     for name in ['ours'] + (['PyTorch'] if use_torch else []):
-      state = train.create_train_state(
+      state = train_state.create_train_state(
           jax.random.key(0), models.CNN(), adam_optax.adam(LEARNING_RATE),
           train_split.images.shape[1:])
       torch_run = Torch(train_split, seed_batch) if name == 'PyTorch' else None
@@ -369,7 +374,7 @@ def main() -> None:
         else:
           state, _ = product_config_epoch(state, train_split, seed_batch,
                                           epoch)
-          accuracy = train.evaluate(state, test_split, 1000)['accuracy']
+          accuracy = evaluation.evaluate(state, test_split, 1000)['accuracy']
         elapsed = time.perf_counter() - start
         print(f'  {name} epoch {epoch}: test accuracy {accuracy:.4f} at '
               f'{elapsed:.1f} s', flush=True)

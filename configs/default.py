@@ -7,19 +7,19 @@ be changed from the command line, e.g. `--config.optimizer.name=sgd`.
 import ml_collections
 from ml_collections import config_dict
 
-import optimizers
+from adamjax.optim import registry
 
 
 def optimizer_config(name: str, learning_rate: float) -> ml_collections.ConfigDict:
   """The `optimizer` block: a registry name, a learning rate, and slots.
 
   The slots (None = the optimizer's own default) are the hyperparameters of
-  the registered optimizers, with their types (optimizers.HYPERPARAMETER_TYPES),
+  the registered optimizers, with their types (registry.HYPERPARAMETER_TYPES),
   so any of them can be set by flag; setting one the chosen optimizer does not
   take is an error naming what it does take.
 
   Args:
-    name: a name from optimizers.OPTIMIZERS.
+    name: a name from registry.OPTIMIZERS.
     learning_rate: the base learning rate.
 
   Returns:
@@ -28,7 +28,7 @@ def optimizer_config(name: str, learning_rate: float) -> ml_collections.ConfigDi
   opt = ml_collections.ConfigDict()
   opt.name = name
   opt.learning_rate = learning_rate
-  for field, kind in optimizers.HYPERPARAMETER_TYPES.items():
+  for field, kind in registry.HYPERPARAMETER_TYPES.items():
     opt[field] = config_dict.placeholder(kind)
   return opt
 
@@ -48,14 +48,14 @@ def get_config() -> ml_collections.ConfigDict:
   # Split each batch into this many chunks whose gradients are computed
   # independently and summed (same mean gradient up to float summation
   # order), so XLA:CPU can run them in parallel. None picks per backend
-  # (train.default_grad_chunks): chunks of ~8 on CPU (batch 64: 8 chunks,
+  # (xla_cpu.default_grad_chunks): chunks of ~8 on CPU (batch 64: 8 chunks,
   # ~1.8x faster on 2 cores), 1 on GPU/TPU.
   config.grad_chunks = config_dict.placeholder(int)
   config.seed = 0
   # The model (models.MODELS) and its dropout rate (None: its default).
   config.model = 'cnn'
   config.dropout_rate = config_dict.placeholder(float)
-  # The objective and its regularisers (train.StepOptions).
+  # The objective and its regularisers (objective.StepOptions).
   config.label_smoothing = 0.0
   config.l2 = 0.0
   config.augment_shift = 0
@@ -63,9 +63,9 @@ def get_config() -> ml_collections.ConfigDict:
   # > 0: hold out the last N training examples and evaluate on them instead
   # of the test split (for choosing hyperparameters).
   config.validation_examples = 0
-  # Storage dtype of the parameters (train.PARAM_DTYPES) and how a
+  # Storage dtype of the parameters (setup.PARAM_DTYPES) and how a
   # low-precision parameter absorbs its update: nearest (plain rounding),
-  # kahan (compensated) or stochastic (optimizers.PARAM_ROUNDINGS).
+  # kahan (compensated) or stochastic (registry.PARAM_ROUNDINGS).
   config.param_dtype = 'float32'
   config.param_rounding = 'nearest'
   config.optimizer = optimizer_config('adam', 5e-4)

@@ -7,7 +7,7 @@ The paper's grid: Adam with and without bias correction, b1 in {0, 0.9}, b2
 in {0.99, 0.999, 0.9999}, log10(alpha) in [-5, -1], the loss after 10 epochs
 (and 100). The defaults here are the paper's grid on the whole training
 split; the run reported in RESULTS.md used fewer examples (see there), e.g.
---config.train_examples=10000. See vae.py for what is written where.
+--config.train_examples=10000. See vae_grid.py for what is written where.
 """
 
 import ml_collections

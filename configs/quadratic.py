@@ -19,7 +19,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from configs import default
-import optimizers
+from adamjax.optim import registry
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -40,7 +40,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.compare = False
   config.compare_optimizers = ()
   config.compare_learning_rates = ml_collections.ConfigDict(
-      {name: config_dict.placeholder(float) for name in optimizers.OPTIMIZERS})
+      {name: config_dict.placeholder(float) for name in registry.OPTIMIZERS})
   # A run stops at its first step with loss < tolerance, or at max_steps.
   config.tolerance = 1e-6
   config.max_steps = 2000

@@ -22,10 +22,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 from configs import default  # pylint: disable=g-import-not-at-top,wrong-import-position
 import adam_optax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import distributed  # pylint: disable=g-import-not-at-top,wrong-import-position
-import errors  # pylint: disable=g-import-not-at-top,wrong-import-position
-import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
-import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.trainer import distributed  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.common import errors  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.data import input_pipeline  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax import models  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.trainer import evaluation
+from adamjax.trainer import objective
+from adamjax.trainer import setup
+from adamjax.trainer import train_state
 import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 MESH_SIZES = (2, 4)
@@ -96,9 +100,9 @@ def check_evaluation():
   split = input_pipeline.Split(
       rng.integers(0, 256, (23, 28, 28, 1), np.uint8),
       rng.integers(0, 10, 23).astype(np.int32))
-  state = train.create_train_state(jax.random.key(0), models.CNN(),
+  state = train_state.create_train_state(jax.random.key(0), models.CNN(),
                                    adam_optax.adam(1e-3), (28, 28, 1))
-  losses, logits = train.loss_and_logits(state.params, state.apply_fn,
+  losses, logits = objective.loss_and_logits(state.params, state.apply_fn,
                                          jnp.asarray(split.images),
                                          jnp.asarray(split.labels))
   exact = {'loss': float(np.mean(np.asarray(losses, np.float64))),
@@ -106,7 +110,7 @@ def check_evaluation():
                                      split.labels))}
   mesh = distributed.make_mesh()
   state = distributed.place(state, distributed.replicated(mesh))
-  original, seen = train.eval_step, {}
+  original, seen = evaluation.eval_step, {}
 
   def recording_eval_step(state, images, labels, mask):
     """Records how many examples each batch counts and where it lives."""
@@ -115,14 +119,14 @@ def check_evaluation():
     seen['spec'] = str(images.sharding.spec)
     return original(state, images, labels, mask)
 
-  train.eval_step = recording_eval_step
+  evaluation.eval_step = recording_eval_step
   results = {}
   for batch_size in (5, 23, 64):
     seen.update(counted=0, shards=set())
-    result = train.evaluate(state, split, batch_size)
+    result = evaluation.evaluate(state, split, batch_size)
     results[batch_size] = dict(result, counted=seen['counted'],
                                shards=sorted(seen['shards']), spec=seen['spec'])
-  train.eval_step = original
+  evaluation.eval_step = original
   return {'exact': exact, 'sharded': results}
 
 
@@ -133,7 +137,7 @@ def refusals(data_dir, out_dir):
                           ('num_devices_5', {'num_devices': 5}),
                           ('grad_chunks_16', {'grad_chunks': 16})):
     try:
-      train.setup(tiny_config(data_dir, **overrides),
+      setup.setup(tiny_config(data_dir, **overrides),
                   os.path.join(out_dir, 'refused', name))
     except errors.ConfigError as e:
       messages[name] = str(e)

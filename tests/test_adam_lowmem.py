@@ -18,8 +18,8 @@ import numpy as np
 import optax
 import pytest
 
-import adam_lowmem
-import models
+from adamjax.optim import lowmem
+from adamjax import models
 
 
 # ----------------------------------------------------------------------------
@@ -93,7 +93,7 @@ def awkward_values(rng, shape, signed):
 @pytest.mark.parametrize('signed', [True, False])
 def test_map_equals_bit_pattern_construction(signed):
   """The module's decade-loop map is the paper's bit-pattern map."""
-  ours = adam_lowmem.dynamic_map(signed)
+  ours = lowmem.dynamic_map(signed)
   np.testing.assert_array_equal(ours, reference_map(signed))
   assert ours.dtype == np.float32 and ours.shape == (256,)
   assert np.all(np.diff(ours) > 0)
@@ -107,9 +107,9 @@ def test_round_trip_matches_numpy_reference(signed, shape, block_size):
   """Codes, scales and dequantised values equal the NumPy reference's."""
   x = awkward_values(np.random.default_rng(len(shape) + block_size), shape,
                      signed)
-  q = jax.jit(adam_lowmem.quantize_blockwise, static_argnums=(1, 2))(
+  q = jax.jit(lowmem.quantize_blockwise, static_argnums=(1, 2))(
       x, signed, block_size)
-  values = adam_lowmem.dequantize_blockwise(q, signed, block_size)
+  values = lowmem.dequantize_blockwise(q, signed, block_size)
   codes, absmax, ref_values = reference_quantize(x, signed, block_size)
   assert q.codes.dtype == jnp.uint8 and q.codes.shape == shape
   assert q.absmax.dtype == jnp.float32
@@ -136,7 +136,7 @@ def test_values_on_and_beside_every_boundary(signed):
   if signed:
     points = np.concatenate([points, -points])
   x = np.concatenate([[1.0], points]).astype(np.float32)  # absmax = 1.
-  q = adam_lowmem.quantize_blockwise(jnp.asarray(x), signed, block_size=x.size)
+  q = lowmem.quantize_blockwise(jnp.asarray(x), signed, block_size=x.size)
   want = np.searchsorted(mids, flush_subnormals(x), side='left')
   np.testing.assert_array_equal(q.codes, want)
 
@@ -144,14 +144,14 @@ def test_values_on_and_beside_every_boundary(signed):
 def test_round_trip_error_is_bounded_by_the_map_spacing():
   """Large values in a block come back to within ~0.7% of the block max."""
   x = np.random.default_rng(0).standard_normal(65536).astype(np.float32)
-  q = adam_lowmem.quantize_blockwise(jnp.asarray(x), True)
-  err = np.abs(np.asarray(adam_lowmem.dequantize_blockwise(q, True)) - x)
+  q = lowmem.quantize_blockwise(jnp.asarray(x), True)
+  err = np.abs(np.asarray(lowmem.dequantize_blockwise(q, True)) - x)
   blockmax = np.repeat(np.asarray(q.absmax), 256)
   # The widest gap of the top decade is 0.9/64 (the map's resolution there).
   assert np.max(err / blockmax) <= 0.9 / 128 + 1e-6
   # The block's positive absmax is exact (1.0 is in the map).
   top = x.reshape(-1, 256).max(axis=1) == np.abs(x).reshape(-1, 256).max(1)
-  got = np.asarray(adam_lowmem.dequantize_blockwise(q, True)).reshape(-1, 256)
+  got = np.asarray(lowmem.dequantize_blockwise(q, True)).reshape(-1, 256)
   np.testing.assert_array_equal(got.max(axis=1)[top],
                                 np.asarray(q.absmax)[top])
 
@@ -159,8 +159,8 @@ def test_round_trip_error_is_bounded_by_the_map_spacing():
 def test_positive_second_moment_never_quantises_to_zero():
   """A v far below its block's max keeps the smallest positive code."""
   v = jnp.asarray([1.0] + [1e-12] * 255, jnp.float32)
-  q = adam_lowmem.quantize_blockwise(v, signed=False)
-  back = adam_lowmem.dequantize_blockwise(q, signed=False)
+  q = lowmem.quantize_blockwise(v, signed=False)
+  back = lowmem.dequantize_blockwise(q, signed=False)
   assert np.all(np.asarray(back) > 0)
   np.testing.assert_allclose(back[1:], 3.25e-7, rtol=1e-6)
 
@@ -168,7 +168,7 @@ def test_positive_second_moment_never_quantises_to_zero():
 def test_nan_survives_quantisation():
   """A NaN moment comes back as NaN (its block's scale), not as a number."""
   x = jnp.ones(512).at[3].set(jnp.nan)
-  back = adam_lowmem.dequantize_blockwise(adam_lowmem.quantize_blockwise(
+  back = lowmem.dequantize_blockwise(lowmem.quantize_blockwise(
       x, True), True)
   assert np.all(np.isnan(back[:256])) and np.all(np.isfinite(back[256:]))
 
@@ -198,9 +198,9 @@ def random_grads(params, step):
 
 def test_state_layout_large_leaves_8bit_small_float32():
   """Leaves >= min_8bit_size get uint8 codes + scales; the rest float32."""
-  state = adam_lowmem.scale_by_adam_8bit().init(make_params())
-  assert isinstance(state.mu['dense']['w'], adam_lowmem.BlockQuantized)
-  assert isinstance(state.nu['conv'], adam_lowmem.BlockQuantized)
+  state = lowmem.scale_by_adam_8bit().init(make_params())
+  assert isinstance(state.mu['dense']['w'], lowmem.BlockQuantized)
+  assert isinstance(state.nu['conv'], lowmem.BlockQuantized)
   assert state.mu['conv'].codes.shape == (5, 5, 16, 32)
   assert state.mu['conv'].absmax.shape == (5 * 5 * 16 * 32 // 256,)
   assert state.nu['dense']['w'].absmax.shape == (83,)  # ceil(21000 / 256)
@@ -208,23 +208,23 @@ def test_state_layout_large_leaves_8bit_small_float32():
     assert small.dtype == jnp.float32
   # Zero initial moments dequantise to exactly zero.
   for q in (state.mu['conv'], state.nu['conv']):
-    assert not np.any(adam_lowmem.dequantize_blockwise(
+    assert not np.any(lowmem.dequantize_blockwise(
         q, q is state.mu['conv']))
 
 
 def dequantized(tree, signed):
   """A moment tree with every BlockQuantized leaf as float32."""
   return jax.tree.map(
-      lambda m: (adam_lowmem.dequantize_blockwise(m, signed)
-                 if isinstance(m, adam_lowmem.BlockQuantized) else m),
-      tree, is_leaf=lambda m: isinstance(m, adam_lowmem.BlockQuantized))
+      lambda m: (lowmem.dequantize_blockwise(m, signed)
+                 if isinstance(m, lowmem.BlockQuantized) else m),
+      tree, is_leaf=lambda m: isinstance(m, lowmem.BlockQuantized))
 
 
 def test_one_8bit_step_equals_float32_adam_from_the_dequantised_state():
   """Update = optax.scale_by_adam's from the dequantised moments; the new
   state is exactly those float32 moments, quantised."""
   params = make_params()
-  tx = adam_lowmem.scale_by_adam_8bit(b1=0.8, b2=0.99, eps=1e-6)
+  tx = lowmem.scale_by_adam_8bit(b1=0.8, b2=0.99, eps=1e-6)
   update = jax.jit(tx.update)
   state = tx.init(params)
   for step in range(5):  # A non-trivial quantised state first.
@@ -244,8 +244,8 @@ def test_one_8bit_step_equals_float32_adam_from_the_dequantised_state():
   for ours, ref, signed in ((new_state.mu, ref_new.mu, True),
                             (new_state.nu, ref_new.nu, False)):
     for q, m in zip(jax.tree.leaves(ours, is_leaf=lambda x: isinstance(
-        x, adam_lowmem.BlockQuantized)), jax.tree.leaves(ref)):
-      if isinstance(q, adam_lowmem.BlockQuantized):
+        x, lowmem.BlockQuantized)), jax.tree.leaves(ref)):
+      if isinstance(q, lowmem.BlockQuantized):
         codes, absmax, _ = reference_quantize(np.asarray(m), signed, 256)
         np.testing.assert_allclose(q.absmax, absmax, rtol=1e-6)
         # Float rounding differences may flip a value sitting on a boundary.
@@ -277,7 +277,7 @@ def test_8bit_adam_trains_like_float32_adam():
     return float(loss(params))
 
   start = float(loss({'w': jnp.zeros((64, 128))}))
-  f32, q8 = run(optax.adam(1e-3)), run(adam_lowmem.adam8bit(1e-3))
+  f32, q8 = run(optax.adam(1e-3)), run(lowmem.adam8bit(1e-3))
   assert f32 < start / 20
   assert q8 < start / 20 and abs(q8 - f32) < 0.1 * f32
 
@@ -285,7 +285,7 @@ def test_8bit_adam_trains_like_float32_adam():
 def test_nan_gradient_reaches_the_update():
   """A NaN gradient gives a NaN update (so training stops), not a number."""
   params = {'w': jnp.ones((64, 64))}
-  tx = adam_lowmem.adam8bit(1e-3)
+  tx = lowmem.adam8bit(1e-3)
   updates, state = tx.update({'w': jnp.ones((64, 64)).at[0, 0].set(jnp.nan)},
                              tx.init(params))
   assert np.isnan(updates['w'][0, 0]) and np.isfinite(updates['w'][1:]).all()
@@ -296,7 +296,7 @@ def test_adamw8bit_decays_only_where_masked():
   """AdamW decay, lr-scaled, on masked leaves; Adam direction otherwise."""
   params = {'w': jnp.full((64, 64), 2.0), 'b': jnp.full((8,), 2.0)}
   grads = jax.tree.map(jnp.zeros_like, params)
-  tx = adam_lowmem.adamw8bit(0.1, weight_decay=0.5,
+  tx = lowmem.adamw8bit(0.1, weight_decay=0.5,
                              mask={'w': True, 'b': False})
   updates, _ = tx.update(grads, tx.init(params), params)
   np.testing.assert_allclose(updates['w'], -0.1 * 0.5 * 2.0, rtol=1e-6)
@@ -307,7 +307,7 @@ def test_bf16_gradients_give_bf16_updates_and_float32_arithmetic():
   """bf16 gradients: bf16 updates, moments computed and stored as float32."""
   params = {'w': jnp.ones((64, 64), jnp.bfloat16), 'b': jnp.ones(4,
                                                                 jnp.bfloat16)}
-  tx = adam_lowmem.scale_by_adam_8bit()
+  tx = lowmem.scale_by_adam_8bit()
   grads = jax.tree.map(lambda p: jnp.full_like(p, 1e-3), params)
   updates, state = tx.update(grads, tx.init(params))
   assert updates['w'].dtype == jnp.bfloat16
@@ -322,7 +322,7 @@ def test_bf16_gradients_give_bf16_updates_and_float32_arithmetic():
 def test_jit_compiles_once_and_scan_keeps_the_state():
   """Many jitted steps: one compilation; lax.scan carries the state."""
   params = make_params()
-  tx = adam_lowmem.adam8bit(1e-3)
+  tx = lowmem.adam8bit(1e-3)
   traces = []
 
   def step(state, g):
@@ -350,7 +350,7 @@ def test_jit_compiles_once_and_scan_keeps_the_state():
 
 def test_vmap_equals_separate_runs():
   """vmap over 3 independent problems gives each problem's own result."""
-  tx = adam_lowmem.adam8bit(1e-2)
+  tx = lowmem.adam8bit(1e-2)
   params = jnp.stack([jnp.full((4096,), float(i)) for i in range(3)])
   grads = jax.random.normal(jax.random.key(0), (3, 4096))
   batched, _ = jax.vmap(lambda p, g: tx.update(g, tx.init(p)))(params, grads)
@@ -363,7 +363,7 @@ def test_orbax_checkpoint_round_trip(tmp_path):
   """Orbax saves and restores the state exactly, uint8 codes included."""
   ocp = pytest.importorskip('orbax.checkpoint')
   params = make_params()
-  tx = optax.chain(adam_lowmem.adam8bit(1e-3), adam_lowmem.kahan_compensation())
+  tx = optax.chain(lowmem.adam8bit(1e-3), lowmem.kahan_compensation())
   params = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
   state = tx.init(params)
   _, state = tx.update(random_grads(params, 0), state, params)
@@ -384,10 +384,10 @@ def test_sharded_step_equals_unsharded():
   script = textwrap.dedent("""
       import jax, jax.numpy as jnp, numpy as np, optax
       from jax.sharding import NamedSharding, PartitionSpec as P
-      import adam_lowmem
+      from adamjax.optim import lowmem
       mesh = jax.make_mesh((4,), ('x',))
       rows = NamedSharding(mesh, P('x'))
-      tx = adam_lowmem.adam8bit(1e-3)
+      tx = lowmem.adam8bit(1e-3)
       params = {'w': jnp.linspace(-1, 1, 512 * 64).reshape(512, 64),
                 'b': jnp.ones(64)}
       grads = jax.tree.map(lambda p: jnp.sin(p * 7) + 0.1, params)
@@ -419,15 +419,15 @@ def test_inject_hyperparams_and_schedules():
   params = {'w': jnp.ones((64, 64))}
   grads = {'w': jnp.ones((64, 64))}
   with pytest.raises(ValueError, match="static_args=.'block_size'"):
-    optax.inject_hyperparams(adam_lowmem.adam8bit)(learning_rate=0.5).init(
+    optax.inject_hyperparams(lowmem.adam8bit)(learning_rate=0.5).init(
         params)
-  tx = optax.inject_hyperparams(adam_lowmem.adam8bit, static_args=(
+  tx = optax.inject_hyperparams(lowmem.adam8bit, static_args=(
       'block_size', 'min_8bit_size'))(learning_rate=0.5)
   state = tx.init(params)
   state.hyperparams['learning_rate'] = jnp.asarray(0.25)
   updates, _ = tx.update(grads, state)
   np.testing.assert_allclose(updates['w'], -0.25, rtol=1e-5)
-  tx = adam_lowmem.adam8bit(optax.linear_schedule(1.0, 0.0, 10))
+  tx = lowmem.adam8bit(optax.linear_schedule(1.0, 0.0, 10))
   state = tx.init(params)
   first, state = tx.update(grads, state)
   second, _ = tx.update(grads, state)
@@ -450,7 +450,7 @@ def test_cnn_state_is_under_0_3x_of_float32_adam():
       'params']
   assert sum(x.size for x in jax.tree.leaves(params)) == 62_346
   f32 = nbytes(optax.adam(1e-3).init(params))
-  q8 = nbytes(adam_lowmem.adam8bit(1e-3).init(params))
+  q8 = nbytes(lowmem.adam8bit(1e-3).init(params))
   assert f32 == 8 * 62_346 + 4
   assert q8 <= 0.3 * f32
   # Exactly: 1 byte per moment element of the two large kernels (51,200 and
@@ -476,16 +476,16 @@ def bf16_trajectories(steps=1000):
   drift = jax.random.normal(jax.random.key(1), (n,))
   grads = lambda t: drift + jax.random.normal(
       jax.random.fold_in(jax.random.key(2), t), (n,))
-  adam = lambda: adam_lowmem.adam8bit(1e-3, min_8bit_size=10**9)  # float32.
+  adam = lambda: lowmem.adam8bit(1e-3, min_8bit_size=10**9)  # float32.
   variants = {
       'float32': (jnp.float32, adam()),
       'bf16': (jnp.bfloat16, adam()),
       'kahan': (jnp.bfloat16, optax.chain(adam(),
-                                          adam_lowmem.kahan_compensation())),
+                                          lowmem.kahan_compensation())),
       'kahan_f32': (jnp.bfloat16, optax.chain(
-          adam(), adam_lowmem.kahan_compensation('float32'))),
+          adam(), lowmem.kahan_compensation('float32'))),
       'stochastic': (jnp.bfloat16, optax.chain(
-          adam(), adam_lowmem.stochastic_rounding(seed=0))),
+          adam(), lowmem.stochastic_rounding(seed=0))),
   }
   out = {}
   for name, (dtype, tx) in variants.items():
@@ -531,7 +531,7 @@ def test_kahan_bf16_follows_float32_far_more_closely_than_plain_bf16():
 def test_kahan_leaves_float32_leaves_alone_and_needs_params():
   """float32 leaves pass through with no buffer; bf16 leaves get one."""
   params = {'w': jnp.ones(4, jnp.bfloat16), 'f': jnp.ones(4)}
-  tx = adam_lowmem.kahan_compensation()
+  tx = lowmem.kahan_compensation()
   state = tx.init(params)
   assert isinstance(state.compensation['f'], optax.MaskedNode)
   assert state.compensation['w'].dtype == jnp.bfloat16
@@ -550,7 +550,7 @@ def test_stochastic_rounding_is_unbiased_and_reproducible():
   one stream."""
   x = jnp.full((200_000,), 1.0 + 2.0**-10)  # A quarter of the way up.
   low, high = 1.0, 1.0 + 2.0**-7
-  rounded = adam_lowmem._round_stochastically(x, jax.random.key(0))
+  rounded = lowmem._round_stochastically(x, jax.random.key(0))
   values = np.asarray(rounded, np.float32)
   assert set(np.unique(values)) == {low, high}
   assert abs(values.mean() - float(x[0])) < 3 * 2.0**-7 * 0.433 / 447
@@ -559,7 +559,7 @@ def test_stochastic_rounding_is_unbiased_and_reproducible():
 
   def run(seed):
     """Two steps' outputs."""
-    tx = adam_lowmem.stochastic_rounding(seed)
+    tx = lowmem.stochastic_rounding(seed)
     state = tx.init(params)
     first, state = tx.update(updates, state, params)
     second, _ = tx.update(updates, state, params)
@@ -574,7 +574,7 @@ def test_stochastic_rounding_is_unbiased_and_reproducible():
 
 def test_stochastic_rounding_keeps_nan_and_rejects_float16():
   """Non-finite values are not turned into numbers; fp16 is refused."""
-  tx = adam_lowmem.stochastic_rounding()
+  tx = lowmem.stochastic_rounding()
   params = jnp.ones(3, jnp.bfloat16)
   updates, _ = tx.update(jnp.array([jnp.nan, jnp.inf, 0.0]), tx.init(params),
                          params)
@@ -601,16 +601,16 @@ def test_bad_hyperparameters_are_named(kwargs, match):
   """Each out-of-range argument is named with its value and the range."""
   kwargs = {'learning_rate': 1e-3, **kwargs}
   with pytest.raises(ValueError, match=match):
-    adam_lowmem.adam8bit(**kwargs)
+    lowmem.adam8bit(**kwargs)
 
 
 def test_bad_dtypes_and_seeds_are_named():
   """Non-float params, buffer dtypes and seeds are refused clearly."""
   with pytest.raises(ValueError, match='dtype int32'):
-    adam_lowmem.adam8bit(1e-3).init({'w': jnp.ones(3, jnp.int32)})
+    lowmem.adam8bit(1e-3).init({'w': jnp.ones(3, jnp.int32)})
   with pytest.raises(ValueError, match="dtype='int8' is not a floating"):
-    adam_lowmem.kahan_compensation('int8')
+    lowmem.kahan_compensation('int8')
   with pytest.raises(ValueError, match='seed=0.5 is invalid'):
-    adam_lowmem.stochastic_rounding(0.5)
+    lowmem.stochastic_rounding(0.5)
   with pytest.raises(ValueError, match='weight_decay=-1 is invalid'):
-    adam_lowmem.adamw8bit(1e-3, weight_decay=-1)
+    lowmem.adamw8bit(1e-3, weight_decay=-1)

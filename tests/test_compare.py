@@ -13,16 +13,20 @@ import numpy as np
 import pytest
 
 from configs import compare as compare_config
-import checkpointing
-import compare
-import errors
-import input_pipeline
-import metrics_log
+from adamjax.trainer import checkpointing
+from adamjax.experiments import compare
+from adamjax.common import errors
+from adamjax.data import input_pipeline
+from adamjax.trainer import metrics_log
+from adamjax.trainer import evaluation
+from adamjax.data import order
+from adamjax.trainer import setup
 import train
 from conftest import make_tiny_mnist
 from conftest import run_main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PLOT_CURVES = (sys.executable, '-m', 'adamjax.experiments.plot_curves')
 VALIDATION = 64  # Of the tiny dataset's 256 training examples.
 
 
@@ -64,11 +68,11 @@ class Recorder:
     """Installs the wrappers."""
     self.start, self.batches, self.evaluated = {}, {}, {}
     self.current = None
-    setup, batches, evaluate = (train.setup, train.epoch_batches,
-                                train.evaluate)
+    real_setup, batches, evaluate = (setup.setup, order.epoch_batches,
+                                     evaluation.evaluate)
 
     def recording_setup(config, workdir, *args, **kwargs):
-      run = setup(config, workdir, *args, **kwargs)
+      run = real_setup(config, workdir, *args, **kwargs)
       self.current = os.path.relpath(workdir, self.root)
       self.start[self.current] = (
           checkpointing.fingerprint(run.state.params),
@@ -85,9 +89,9 @@ class Recorder:
           _digest(split.images, split.labels))
       return evaluate(state, split, batch_size)
 
-    monkeypatch.setattr(train, 'setup', recording_setup)
-    monkeypatch.setattr(train, 'epoch_batches', recording_batches)
-    monkeypatch.setattr(train, 'evaluate', recording_evaluate)
+    monkeypatch.setattr(setup, 'setup', recording_setup)
+    monkeypatch.setattr(order, 'epoch_batches', recording_batches)
+    monkeypatch.setattr(evaluation, 'evaluate', recording_evaluate)
     self.root = None
 
 
@@ -169,8 +173,8 @@ def test_same_start_and_batch_order_for_every_optimizer(compared):
     assert len({(s[0], str(s[1])) for s in starts}) == 1
     orders = [recorder.batches[f] for f in folders]
     assert all(len(o) == 2 for o in orders)  # One per epoch.
-    for order in orders[1:]:
-      for epoch_a, epoch_b in zip(orders[0], order):
+    for other in orders[1:]:
+      for epoch_a, epoch_b in zip(orders[0], other):
         np.testing.assert_array_equal(epoch_a, epoch_b)
   # The check can fail: another seed starts elsewhere and shuffles otherwise.
   assert (recorder.start['runs/adam/seed_0'][0] !=
@@ -240,7 +244,7 @@ def test_report_only_trains_nothing_and_marks_unfinished_runs(
     compared, monkeypatch):
   """report_only writes the tables from what is there, partial runs marked."""
   data_dir, workdir, _, _ = compared
-  monkeypatch.setattr(train, 'setup', lambda *a, **k: pytest.fail('trained'))
+  monkeypatch.setattr(setup, 'setup', lambda *a, **k: pytest.fail('trained'))
   result = compare.run(tiny_compare_config(data_dir, num_epochs=3,
                                            report_only=True), workdir)
   assert {row[-1] for row in result['runs']} == {'partial: 2 of 3 epochs'}
@@ -266,7 +270,7 @@ def test_report_only_trains_nothing_and_marks_unfinished_runs(
 def test_bad_entries_fail_before_any_training(tmp_path, monkeypatch, field,
                                               value, message):
   """A bad list, rate or hyperparameter is a ConfigError naming the entry."""
-  monkeypatch.setattr(train, 'setup', lambda *a, **k: pytest.fail('trained'))
+  monkeypatch.setattr(setup, 'setup', lambda *a, **k: pytest.fail('trained'))
   config = tiny_compare_config(str(tmp_path), optimizers=('adam', 'sgd'))
   node, _, leaf = field.rpartition('.')
   (config[node] if node else config)[leaf] = value
@@ -314,7 +318,7 @@ def test_run_config_is_an_ordinary_training_config(tmp_path):
   assert (adam.optimizer.name, adam.optimizer.learning_rate, adam.seed,
           adam.task) == ('adam', 2e-3, 5, 'classify')
   assert not set(compare.COMPARE_FIELDS) & set(adam.keys())
-  train.validate_config(adam)
+  setup.validate_config(adam)
   assert compare.label('adam', 2e-3, {'b2': 0.99}) == 'adam, lr=0.002, b2=0.99'
 
 
@@ -375,15 +379,14 @@ def test_plot_curves_draws_groups_of_runs_and_names_a_bad_glob(tmp_path):
       for epoch, accuracy in enumerate(accuracies, 1):
         f.write(json.dumps({'epoch': epoch, 'test_accuracy': accuracy}) + '\n')
   out = tmp_path / 'fig.png'
-  script = os.path.join(ROOT, 'plot_curves.py')
   result = subprocess.run(
-      [sys.executable, script, f'--out={out}', f'A={tmp_path}/a_s*',
-       f'B={tmp_path}/b_s*'], capture_output=True, text=True, timeout=120)
+      [*PLOT_CURVES, f'--out={out}', f'A={tmp_path}/a_s*', f'B={tmp_path}/b_s*'],
+      capture_output=True, text=True, timeout=120, cwd=ROOT)
   assert result.returncode == 0, result.stderr
   assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
   result = subprocess.run(
-      [sys.executable, script, f'--out={out}', f'C={tmp_path}/none*'],
-      capture_output=True, text=True, timeout=120)
+      [*PLOT_CURVES, f'--out={out}', f'C={tmp_path}/none*'],
+      capture_output=True, text=True, timeout=120, cwd=ROOT)
   assert result.returncode == 1
   assert result.stderr.strip() == (
       f"Error: no run folder matches '{tmp_path}/none*'.")

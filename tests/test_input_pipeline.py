@@ -20,8 +20,8 @@ import pytest
 import requests
 import urllib3
 
-import errors
-import input_pipeline
+from adamjax.common import errors
+from adamjax.data import input_pipeline
 
 
 def _header(magic, *dims):

@@ -14,14 +14,14 @@ from configs import kingma_ba_logreg
 from configs import kingma_ba_mlp
 from configs import kingma_ba_vae
 import adam_optax
-import compare
-import errors
+from adamjax.experiments import compare
+from adamjax.common import errors
 import main
-import metrics_log
-import models
-import optimizers
-import train
-import vae
+from adamjax.trainer import metrics_log
+from adamjax import models
+from adamjax.optim import registry
+from adamjax.data import order
+from adamjax.experiments import vae_grid
 
 
 def parameter_count(tree):
@@ -44,8 +44,8 @@ def test_paper_model_parameter_counts(name, options, expected):
 
 def test_vae_parameter_count_and_shapes():
   """784-500-(50, 50) encoder and 50-500-784 decoder, each with biases."""
-  model = vae.VAE()
-  params = vae.init_params(model, 0)
+  model = vae_grid.VAE()
+  params = vae_grid.init_params(model, 0)
   shapes = jax.tree.map(jnp.shape, params)
   assert shapes == {
       'encoder_hidden': {'kernel': (784, 500), 'bias': (500,)},
@@ -61,7 +61,7 @@ def test_vae_parameter_count_and_shapes():
 
 def test_inverse_sqrt_schedule_is_alpha_over_sqrt_t():
   """Optax's count 0 is the paper's t = 1: alpha, alpha/sqrt(2), ..."""
-  schedule = optimizers.create_schedule('inverse_sqrt', 0.5, 1000)
+  schedule = registry.create_schedule('inverse_sqrt', 0.5, 1000)
   counts = np.array([0, 1, 3, 8, 99, 999])
   got = np.array([float(schedule(c)) for c in counts])
   np.testing.assert_allclose(got, 0.5 / np.sqrt(counts + 1), rtol=1e-6)
@@ -94,8 +94,8 @@ def numpy_negative_elbo(params, x, noise):
 
 def test_vae_loss_matches_an_independent_numpy_elbo():
   """The model's loss on a tiny batch equals the ELBO computed by hand."""
-  model = vae.VAE(hidden=7, latent=3, pixels=12)
-  params = vae.init_params(model, 1)
+  model = vae_grid.VAE(hidden=7, latent=3, pixels=12)
+  params = vae_grid.init_params(model, 1)
   # Larger biases than the initialiser's zeros, so every term matters.
   params = jax.tree.map(
       lambda a: a + 0.3 * jax.random.normal(jax.random.key(a.size), a.shape),
@@ -106,14 +106,14 @@ def test_vae_loss_matches_an_independent_numpy_elbo():
   x[1] = 1.0
   noise = rng.standard_normal((5, 3)).astype(np.float32)
   logits, mean, log_var = model.apply({'params': params}, x, noise)
-  got = vae.negative_elbo(logits, x, mean, log_var)
+  got = vae_grid.negative_elbo(logits, x, mean, log_var)
   want = numpy_negative_elbo(params, x.astype(np.float64), noise)
   np.testing.assert_allclose(np.asarray(got), want, rtol=2e-5)
   # batch_loss draws its noise from the key: the same noise, the same mean.
   key = jax.random.key(3)
   drawn = np.asarray(jax.random.normal(key, (5, 3), jnp.float32))
   np.testing.assert_allclose(
-      float(vae.batch_loss(params, model, jnp.asarray(x), key)),
+      float(vae_grid.batch_loss(params, model, jnp.asarray(x), key)),
       numpy_negative_elbo(params, x.astype(np.float64), drawn).mean(),
       rtol=2e-5)
 
@@ -128,14 +128,14 @@ def sequential_adam(model, params, images, batch_indices, data_key, rate,
   @jax.jit
   def step(params, state, x, rng):
     """One plain (unbatched) Adam step; the loss is before it."""
-    loss, grads = jax.value_and_grad(vae.batch_loss)(params, model, x, rng)
+    loss, grads = jax.value_and_grad(vae_grid.batch_loss)(params, model, x, rng)
     updates, state = tx.update(grads, state, params)
     return optax.apply_updates(params, updates), state, loss
 
   state, losses = tx.init(params), []
   for position, indices in enumerate(batch_indices):
-    rng = train.step_key(data_key, jnp.int32(1), jnp.int32(position))
-    params, state, loss = step(params, state, vae.flatten(images[indices]),
+    rng = order.step_key(data_key, jnp.int32(1), jnp.int32(position))
+    params, state, loss = step(params, state, vae_grid.flatten(images[indices]),
                                rng)
     losses.append(float(loss))
   return params, losses
@@ -144,19 +144,19 @@ def sequential_adam(model, params, images, batch_indices, data_key, rate,
 @pytest.mark.parametrize('correction', [True, False])
 def test_vmapped_lanes_equal_separate_runs(correction):
   """Each lane of a cell is exactly the run of its rate on its own."""
-  model = vae.VAE(hidden=8, latent=2)
-  params = vae.init_params(model, 0)
+  model = vae_grid.VAE(hidden=8, latent=2)
+  params = vae_grid.init_params(model, 0)
   images = jnp.asarray(np.random.default_rng(0).integers(
       0, 256, (40, 28, 28, 1), np.uint8))
   data_key = jax.random.key(5)
-  batch_indices = train.epoch_batches(data_key, 1, 40, 8)
+  batch_indices = order.epoch_batches(data_key, 1, 40, 8)
   # Rates at which neither variant diverges (chaos would amplify the
   # float rounding differences between the vmapped and the plain program).
   rates = [1e-4, 3e-3]
   b1, b2, eps = 0.0, 0.999, 1e-8
-  tx = vae.optimizer(correction, eps)
-  lanes, opt_state = vae.init_lanes(tx, params, jnp.asarray(rates), b1, b2)
-  train_epoch = vae.make_train_epoch(model, tx)
+  tx = vae_grid.optimizer(correction, eps)
+  lanes, opt_state = vae_grid.init_lanes(tx, params, jnp.asarray(rates), b1, b2)
+  train_epoch = vae_grid.make_train_epoch(model, tx)
   lanes, opt_state, losses = train_epoch(
       lanes, opt_state, images, batch_indices, jax.random.key_data(data_key),
       jnp.int32(1))
@@ -185,7 +185,7 @@ def test_uncorrected_adam_takes_larger_early_steps():
   grads = {'w': jnp.array([0.5, -2.0, 1e-3])}
   steps = {}
   for correction in (True, False):
-    tx = vae.optimizer(correction, 0.0)
+    tx = vae_grid.optimizer(correction, 0.0)
     state = optax.tree_utils.tree_set(tx.init(params), learning_rate=1e-3,
                                       b1=jnp.float32(0.0),
                                       b2=jnp.float32(0.9999))
@@ -278,7 +278,7 @@ def test_vae_config_runs_one_tiny_epoch_and_resumes(tiny_mnist_dir, tmp_path,
   """The whole grid through main.py's task table; a rerun trains nothing."""
   config = tiny_vae_config(tiny_mnist_dir)
   run = main.task_function(config.task, 'train')
-  assert run is vae.run
+  assert run is vae_grid.run
   cells = run(config, str(tmp_path))
   assert len(cells) == 2 * 2 * 3
   with open(os.path.join(tmp_path, 'grid.csv')) as f:
@@ -296,13 +296,13 @@ def test_vae_config_runs_one_tiny_epoch_and_resumes(tiny_mnist_dir, tmp_path,
             r['log10_learning_rate'] == '-3.0']
   assert len(losses) == 6 and all(400 < v < 900 for v in losses), losses
   assert os.path.getsize(os.path.join(tmp_path, 'vae_grid.png')) > 1000
-  assert len(os.listdir(os.path.join(tmp_path, vae.CELLS_DIR))) == 12
+  assert len(os.listdir(os.path.join(tmp_path, vae_grid.CELLS_DIR))) == 12
 
   def no_training(*args, **kwargs):
     """Stands in for train_cell: a finished cell must not reach it."""
     raise AssertionError('a finished cell was trained again')
 
-  monkeypatch.setattr(vae, 'train_cell', no_training)
+  monkeypatch.setattr(vae_grid, 'train_cell', no_training)
   assert run(config, str(tmp_path)) == cells
   # Other settings are not mixed with the saved cells.
   config.seed = 1
@@ -324,7 +324,7 @@ def test_vae_bad_config_is_named(field, value, tiny_mnist_dir, tmp_path):
   config = tiny_vae_config(tiny_mnist_dir)
   config[field] = value
   with pytest.raises(errors.ConfigError, match=f'config.{field}='):
-    vae.run(config, str(tmp_path))
+    vae_grid.run(config, str(tmp_path))
   assert not os.path.exists(os.path.join(tmp_path, 'grid.csv'))
 
 
@@ -334,4 +334,4 @@ def test_vae_train_examples_beyond_the_data_is_named(tiny_mnist_dir,
   config = tiny_vae_config(tiny_mnist_dir)
   config.train_examples = 10_000
   with pytest.raises(errors.ConfigError, match='256 examples'):
-    vae.run(config, str(tmp_path))
+    vae_grid.run(config, str(tmp_path))

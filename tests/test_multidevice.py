@@ -28,12 +28,16 @@ import numpy as np
 import pytest
 
 import adam_optax
-import checkpointing
-import distributed
-import errors
+from adamjax.trainer import checkpointing
+from adamjax.trainer import distributed
+from adamjax.common import errors
 import mesh_worker
-import metrics_log
-import models
+from adamjax.trainer import metrics_log
+from adamjax import models
+from adamjax.trainer import objective
+from adamjax.trainer import setup
+from adamjax.trainer import steps
+from adamjax.trainer import train_state
 import train
 from conftest import without_timings
 
@@ -143,17 +147,17 @@ def test_one_device_mesh_is_bit_identical_to_no_mesh():
 
   def fresh():
     """A CNN with Adam, from key 0."""
-    return train.create_train_state(jax.random.key(0), models.CNN(),
+    return train_state.create_train_state(jax.random.key(0), models.CNN(),
                                     adam_optax.adam(1e-3), (28, 28, 1))
 
-  plain, plain_metrics = train.train_steps(
+  plain, plain_metrics = steps.train_steps(
       fresh(), jnp.asarray(images), jnp.asarray(labels),
       jnp.asarray(indices), 4)
   mesh = distributed.make_mesh(1)
   data = distributed.place((images, labels), distributed.replicated(mesh))
-  meshed, meshed_metrics = train.train_steps(
+  meshed, meshed_metrics = steps.train_steps(
       distributed.place(fresh(), distributed.replicated(mesh)), *data,
-      distributed.feed(indices, mesh, axis=1), 4, train.StepOptions(), mesh)
+      distributed.feed(indices, mesh, axis=1), 4, objective.StepOptions(), mesh)
   assert distributed.mesh_of(meshed) is mesh
   for a, b in zip(jax.tree.leaves((plain, plain_metrics)),
                   jax.tree.leaves((meshed, meshed_metrics))):
@@ -292,7 +296,7 @@ def test_two_processes_equal_one_process_and_only_process_0_writes(
 
   # Restoring the 2-process checkpoint on this process's one device (the
   # device count may change between a run and its resumption).
-  run = train.setup(mesh_worker.tiny_config(data_dir), str(workdir))
+  run = setup.setup(mesh_worker.tiny_config(data_dir), str(workdir))
   run.checkpoints.close()
   assert run.step == 16 and run.mesh.size == 1
   assert_params_close(mesh_worker.flat_params(run.state.params),

@@ -11,10 +11,10 @@ import numpy as np
 import optax
 import pytest
 
-import adam_lowmem
+from adamjax.optim import lowmem
 from configs import default
-import errors
-import optimizers
+from adamjax.common import errors
+from adamjax.optim import registry
 
 # (registry name, hyperparameters, the Optax optimizer it must equal). Every
 # registry name appears with {} (its defaults), and every settable float or
@@ -98,7 +98,7 @@ def _trajectory(tx, num_steps=6):
 @pytest.mark.parametrize('name, hparams, reference', _REFERENCES)
 def test_registry_name_equals_its_optax_optimizer(name, hparams, reference):
   """Each name (and hyperparameter) makes the updates of its Optax original."""
-  ours = _trajectory(optimizers.create_optimizer(name, 0.1, **hparams))
+  ours = _trajectory(registry.create_optimizer(name, 0.1, **hparams))
   theirs = _trajectory(reference(learning_rate=0.1, **hparams))
   np.testing.assert_allclose(ours, theirs, rtol=2e-5, atol=1e-7)
 
@@ -114,39 +114,39 @@ _OTHER_VALUE = {
 def _without_reference():
   """(name, hyperparameter) pairs that the table above does not exercise."""
   covered = {(name, h) for name, hparams, _ in _REFERENCES for h in hparams}
-  return sorted((name, h) for name in optimizers.OPTIMIZERS
-                for h in optimizers.hyperparameters(name)
+  return sorted((name, h) for name in registry.OPTIMIZERS
+                for h in registry.hyperparameters(name)
                 if (name, h) not in covered)
 
 
 def test_references_cover_every_name_and_most_hyperparameters():
   """The table checks every name, and each float setting against Optax."""
   with_defaults = {name for name, hparams, _ in _REFERENCES if not hparams}
-  assert with_defaults == set(optimizers.OPTIMIZERS)
+  assert with_defaults == set(registry.OPTIMIZERS)
   # Only options Optax has no twin for (storage dtypes, switching Adam's bias
   # corrections off) are left to the pass-through test below.
   for name, field in _without_reference():
-    assert optimizers.HYPERPARAMETER_TYPES[field] is not float, (name, field)
+    assert registry.HYPERPARAMETER_TYPES[field] is not float, (name, field)
 
 
 @pytest.mark.parametrize('name, field', _without_reference())
 def test_other_settings_reach_the_optimizer(name, field):
   """Settings without an Optax twin change the updates as the factory does."""
-  factory = optimizers.OPTIMIZERS[name]
+  factory = registry.OPTIMIZERS[name]
   value = _OTHER_VALUE.get(field)
   if value is None:
     value = not inspect.signature(factory).parameters[field].default
-  ours = _trajectory(optimizers.create_optimizer(name, 0.1, **{field: value}))
+  ours = _trajectory(registry.create_optimizer(name, 0.1, **{field: value}))
   np.testing.assert_array_equal(
       ours, _trajectory(factory(learning_rate=0.1, **{field: value})))
   assert not np.array_equal(
-      ours, _trajectory(optimizers.create_optimizer(name, 0.1))), (name, field)
+      ours, _trajectory(registry.create_optimizer(name, 0.1))), (name, field)
 
 
 def test_names_that_differ_give_different_updates():
   """The comparison above can tell the registry's near-twins apart."""
   def updates(name):
-    return _trajectory(optimizers.create_optimizer(name, 0.1))
+    return _trajectory(registry.create_optimizer(name, 0.1))
 
   for a, b in [('nesterov', 'momentum'), ('momentum', 'sgd'),
                ('rmsprop', 'adagrad'), ('adadelta', 'adagrad'),
@@ -158,10 +158,10 @@ def test_names_that_differ_give_different_updates():
 @pytest.mark.parametrize('dtype', ['bfloat16', 'float16'])
 def test_mu_dtype_reaches_the_optimizer(dtype):
   """mu_dtype sets the first moment's dtype, as in optax.adam."""
-  tx = optimizers.create_optimizer('adam', 0.1, mu_dtype=dtype)
+  tx = registry.create_optimizer('adam', 0.1, mu_dtype=dtype)
   state = tx.init(jnp.zeros(3))
   assert state[0].mu.dtype == jnp.dtype(dtype)
-  tx = optimizers.create_optimizer('adam', 0.1, nu_dtype=dtype)
+  tx = registry.create_optimizer('adam', 0.1, nu_dtype=dtype)
   assert tx.init(jnp.zeros(3))[0].nu.dtype == jnp.dtype(dtype)
 
 
@@ -170,8 +170,8 @@ def test_unknown_optimizer_lists_the_registry():
   with pytest.raises(
       errors.ConfigError,
       match=r"^Unknown optimizer 'adamm'; accepted: " +
-      re.escape(', '.join(optimizers.OPTIMIZERS)) + r'\.$'):
-    optimizers.create_optimizer('adamm', 1e-3)
+      re.escape(', '.join(registry.OPTIMIZERS)) + r'\.$'):
+    registry.create_optimizer('adamm', 1e-3)
 
 
 def test_several_foreign_hyperparameters_are_all_named():
@@ -180,7 +180,7 @@ def test_several_foreign_hyperparameters_are_all_named():
       errors.ConfigError,
       match=r"^Optimizer 'adagrad' does not take b2, decay, rho; it accepts: "
       r'learning_rate, initial_accumulator_value, eps\.$'):
-    optimizers.create_optimizer('adagrad', 0.1, rho=0.5, b2=0.9, decay=0.9)
+    registry.create_optimizer('adagrad', 0.1, rho=0.5, b2=0.9, decay=0.9)
 
 
 @pytest.mark.parametrize('name, field, message', [
@@ -197,33 +197,33 @@ def test_foreign_hyperparameter_lists_only_settable_ones(name, field, message):
       errors.ConfigError,
       match=rf"^Optimizer '{name}' does not take {field}; it accepts: "
       + re.escape(message) + r'\.$'):
-    optimizers.create_optimizer(name, 0.1, **{field: 0.5})
+    registry.create_optimizer(name, 0.1, **{field: 0.5})
 
 
 def test_unsettable_keyword_of_adamw_is_not_offered():
   """adamw takes `mask` in code, but no config slot sets it: not listed."""
   with pytest.raises(errors.ConfigError) as info:
-    optimizers.create_optimizer('adamw', 0.1, mask=lambda params: params)
+    registry.create_optimizer('adamw', 0.1, mask=lambda params: params)
   message = str(info.value)
   assert message.startswith("Optimizer 'adamw' does not take mask; ")
   accepted = message.split('it accepts: ')[1].rstrip('.').split(', ')
   assert accepted[0] == 'learning_rate'
-  assert set(accepted[1:]) == set(optimizers.hyperparameters('adamw'))
+  assert set(accepted[1:]) == set(registry.hyperparameters('adamw'))
   assert {'b1', 'weight_decay', 'nesterov'} <= set(accepted)
   assert 'mask' not in accepted
 
 
 def test_settable_hyperparameters_are_typed_and_ranged():
   """Each settable hyperparameter has a type, each float one a range."""
-  assert set(optimizers.HYPERPARAMETER_TYPES.values()) == {float, bool, str}
-  floats = {k for k, kind in optimizers.HYPERPARAMETER_TYPES.items()
+  assert set(registry.HYPERPARAMETER_TYPES.values()) == {float, bool, str}
+  floats = {k for k, kind in registry.HYPERPARAMETER_TYPES.items()
             if kind is float}
-  assert floats == set(optimizers.HYPERPARAMETER_RANGES)
+  assert floats == set(registry.HYPERPARAMETER_RANGES)
   # hyperparameters() is the factory's keywords that are settable, in order.
-  assert optimizers.hyperparameters('adadelta') == ('rho', 'eps',
+  assert registry.hyperparameters('adadelta') == ('rho', 'eps',
                                                     'weight_decay')
   with pytest.raises(errors.ConfigError, match="Unknown optimizer 'x'"):
-    optimizers.hyperparameters('x')
+    registry.hyperparameters('x')
 
 
 def test_config_has_a_slot_for_every_settable_hyperparameter():
@@ -231,12 +231,12 @@ def test_config_has_a_slot_for_every_settable_hyperparameter():
   config = default.get_config()
   assert isinstance(config.optimizer, ml_collections.ConfigDict)
   slots = set(default.optimizer_config('adam', 1e-3))
-  assert set(optimizers.HYPERPARAMETER_TYPES) <= slots
+  assert set(registry.HYPERPARAMETER_TYPES) <= slots
 
 
 def test_none_hyperparameters_mean_defaults():
   """Unset config slots (None) are dropped, not passed through."""
-  tx = optimizers.create_optimizer('adamax', 0.1, b1=None, weight_decay=None,
+  tx = registry.create_optimizer('adamax', 0.1, b1=None, weight_decay=None,
                                    momentum=None)
   np.testing.assert_array_equal(_trajectory(tx),
                                 _trajectory(optax.adamax(0.1)))
@@ -276,7 +276,7 @@ def test_out_of_range_float_is_a_config_error(name, field, value, accepted):
   expected = (f'optimizer.{field}={value!r} (optimizer {name!r}) is out of '
               f'range: it must be {accepted}.')
   with pytest.raises(errors.ConfigError, match='^' + re.escape(expected) + '$'):
-    optimizers.create_optimizer(name, 0.1, **{field: value})
+    registry.create_optimizer(name, 0.1, **{field: value})
 
 
 @pytest.mark.parametrize('name, field, value', [
@@ -287,7 +287,7 @@ def test_out_of_range_float_is_a_config_error(name, field, value, accepted):
 ])
 def test_values_at_the_ends_of_a_range_are_accepted(name, field, value):
   """The ends of each range that are included build an optimizer."""
-  tx = optimizers.create_optimizer(name, 0.1, **{field: value})
+  tx = registry.create_optimizer(name, 0.1, **{field: value})
   assert isinstance(tx, optax.GradientTransformation)
 
 
@@ -304,7 +304,7 @@ def test_wrong_kind_of_option_is_a_config_error(name, field, value, accepted):
       match='^' + re.escape(f'optimizer.{field}={value!r} (optimizer '
                             f"{name!r}) is invalid: it must ") + '.*'
       + re.escape(accepted)):
-    optimizers.create_optimizer(name, 0.1, **{field: value})
+    registry.create_optimizer(name, 0.1, **{field: value})
 
 
 @pytest.mark.parametrize('name, hparams, momentum', [
@@ -319,19 +319,19 @@ def test_nesterov_without_momentum_is_refused(name, hparams, momentum):
       errors.ConfigError,
       match=rf"^optimizer\.nesterov=True \(optimizer '{name}'\) needs a "
       rf'momentum in \(0, 1\), but optimizer\.momentum is {momentum}\.$'):
-    optimizers.create_optimizer(name, 0.1, **hparams)
+    registry.create_optimizer(name, 0.1, **hparams)
 
 
 def test_nesterov_needs_no_momentum_setting_in_the_adam_family():
   """Adam's Nesterov form (NAdam) has no momentum argument to check."""
-  tx = optimizers.create_optimizer('adam', 0.1, nesterov=True)
+  tx = registry.create_optimizer('adam', 0.1, nesterov=True)
   np.testing.assert_allclose(_trajectory(tx), _trajectory(optax.nadam(0.1)),
                              rtol=2e-5, atol=1e-7)
 
 
 def test_arrays_and_schedules_pass_unchecked():
   """Traced-able values are the caller's to check: they build unchanged."""
-  tx = optimizers.create_optimizer('adamw', jnp.array(0.1), b1=jnp.array(0.5),
+  tx = registry.create_optimizer('adamw', jnp.array(0.1), b1=jnp.array(0.5),
                                    weight_decay=optax.constant_schedule(0.3))
   np.testing.assert_allclose(
       _trajectory(tx),
@@ -345,11 +345,11 @@ def test_optimizer_constructor_value_error_becomes_config_error(monkeypatch):
     del learning_rate
     raise ValueError(f'b1={b1!r} is invalid: it must lie in [0, 1).')
 
-  monkeypatch.setitem(optimizers.OPTIMIZERS, 'strict', strict)
+  monkeypatch.setitem(registry.OPTIMIZERS, 'strict', strict)
   with pytest.raises(errors.ConfigError,
                      match=r"^Optimizer 'strict': b1=0\.5 is invalid: it must "
                      r'lie in \[0, 1\)\.$') as info:
-    optimizers.create_optimizer('strict', 0.1, b1=0.5)
+    registry.create_optimizer('strict', 0.1, b1=0.5)
   assert isinstance(info.value.__cause__, ValueError)
 
 
@@ -359,15 +359,15 @@ def test_bad_learning_rate(lr):
   expected = (f'^learning_rate={lr!r} is invalid: it must be a finite number '
               r'>= 0 \(or a schedule\)\.$')
   with pytest.raises(errors.ConfigError, match=expected):
-    optimizers.create_optimizer('rmsprop', lr)
+    registry.create_optimizer('rmsprop', lr)
   with pytest.raises(errors.ConfigError, match=expected):
-    optimizers.create_schedule('cosine', lr, 100)
+    registry.create_schedule('cosine', lr, 100)
 
 
 @pytest.mark.parametrize('lr', [0.0, 1e6])
 def test_zero_and_huge_learning_rates_are_accepted(lr):
   """A huge rate is legal (the trainer detects divergence); so is zero."""
-  tx = optimizers.create_optimizer('sgd', lr)
+  tx = registry.create_optimizer('sgd', lr)
   np.testing.assert_allclose(_trajectory(tx, 1)[0],
                              lr * _trajectory(optax.sgd(1.0), 1)[0],
                              rtol=1e-6)
@@ -375,7 +375,7 @@ def test_zero_and_huge_learning_rates_are_accepted(lr):
 
 def test_clipping_is_chained_first():
   """grad_clip_norm clips the global norm before the optimizer sees it."""
-  tx = optimizers.create_optimizer('sgd', 1.0, grad_clip_norm=1.0)
+  tx = registry.create_optimizer('sgd', 1.0, grad_clip_norm=1.0)
   params = jnp.zeros(2)
   updates, _ = tx.update(jnp.array([3.0, 4.0]), tx.init(params), params)
   np.testing.assert_allclose(updates, [-0.6, -0.8], rtol=1e-6)
@@ -390,17 +390,17 @@ def test_bad_clipping_norm(norm):
   with pytest.raises(errors.ConfigError,
                      match=f'^grad_clip_norm={re.escape(repr(norm))} is '
                      r'invalid: it must be a finite number > 0 \(or unset'):
-    optimizers.create_optimizer('sgd', 1.0, grad_clip_norm=norm)
+    registry.create_optimizer('sgd', 1.0, grad_clip_norm=norm)
 
 
 def test_schedules_without_warmup():
   """Each schedule has the documented values at known steps."""
-  assert optimizers.create_schedule('constant', 0.1, 100) == 0.1
-  inv = optimizers.create_schedule('inverse_sqrt', 0.1, 100)
+  assert registry.create_schedule('constant', 0.1, 100) == 0.1
+  inv = registry.create_schedule('inverse_sqrt', 0.1, 100)
   np.testing.assert_allclose([inv(0), inv(3), inv(99)],
                              [0.1, 0.05, 0.01], rtol=1e-6)
   for name in ('cosine', 'warmup_cosine'):
-    cos = optimizers.create_schedule(name, 0.1, 100)
+    cos = registry.create_schedule(name, 0.1, 100)
     np.testing.assert_allclose([cos(0), cos(50), cos(100)], [0.1, 0.05, 0.0],
                                atol=1e-7)
 
@@ -418,14 +418,14 @@ def test_schedules_without_warmup():
 ])
 def test_warmup_applies_to_every_schedule(name, values):
   """warmup_steps rises linearly from 0 to the rate, then the schedule runs."""
-  schedule = optimizers.create_schedule(name, 0.1, 100, warmup_steps=10)
+  schedule = registry.create_schedule(name, 0.1, 100, warmup_steps=10)
   np.testing.assert_allclose([schedule(s) for s in (0, 5, 10, 14, 55, 100)],
                              values, rtol=1e-5, atol=1e-7)
 
 
 def test_cosine_with_warmup_is_optax_warmup_cosine():
   """'cosine' with a warm-up is Optax's warmup_cosine_decay_schedule."""
-  ours = optimizers.create_schedule('cosine', 0.3, 50, warmup_steps=7)
+  ours = registry.create_schedule('cosine', 0.3, 50, warmup_steps=7)
   theirs = optax.warmup_cosine_decay_schedule(0.0, 0.3, 7, 50)
   steps = jnp.arange(60)
   np.testing.assert_allclose(ours(steps), theirs(steps), rtol=1e-6, atol=1e-8)
@@ -439,19 +439,19 @@ def test_bad_warmup_is_refused_for_every_schedule(name, warmup):
       errors.ConfigError,
       match=rf'^warmup_steps={warmup} is invalid: it must be an integer in '
       r'\[0, total_steps=100\)\.$'):
-    optimizers.create_schedule(name, 0.1, 100, warmup)
+    registry.create_schedule(name, 0.1, 100, warmup)
 
 
 def test_warmup_of_one_step_less_than_the_run_is_accepted():
   """The longest accepted warm-up ends at the run's last step."""
-  schedule = optimizers.create_schedule('constant', 0.1, 100, 99)
+  schedule = registry.create_schedule('constant', 0.1, 100, 99)
   np.testing.assert_allclose([schedule(0), schedule(99)], [0.0, 0.1],
                              rtol=1e-6)
 
 
 def test_run_of_one_step():
   """The shortest run: one step at the full rate (cosine ends after it)."""
-  cos = optimizers.create_schedule('cosine', 0.1, 1)
+  cos = registry.create_schedule('cosine', 0.1, 1)
   np.testing.assert_allclose([cos(0), cos(1)], [0.1, 0.0], atol=1e-8)
 
 
@@ -461,7 +461,7 @@ def test_run_without_steps_is_refused(total):
   with pytest.raises(errors.ConfigError,
                      match=rf'^total_steps={total} is invalid: the run must '
                      'have at least one optimizer step'):
-    optimizers.create_schedule('cosine', 0.1, total)
+    registry.create_schedule('cosine', 0.1, total)
 
 
 def test_unknown_schedule():
@@ -470,7 +470,7 @@ def test_unknown_schedule():
       errors.ConfigError,
       match=r"^Unknown schedule 'linear'; accepted: constant, cosine, "
       r'warmup_cosine, inverse_sqrt\.$'):
-    optimizers.create_schedule('linear', 0.1, 100)
+    registry.create_schedule('linear', 0.1, 100)
 
 
 def test_from_config_reads_hyperparameters_and_schedule():
@@ -478,7 +478,7 @@ def test_from_config_reads_hyperparameters_and_schedule():
   config = default.get_config()
   config.optimizer.b1 = 0.0
   config.schedule = 'inverse_sqrt'
-  tx = optimizers.from_config(config, total_steps=10)
+  tx = registry.from_config(config, total_steps=10)
   params = jnp.zeros(2)
   state = tx.init(params)
   updates, state = tx.update(jnp.array([1.0, -1.0]), state, params)
@@ -496,7 +496,7 @@ def test_from_config_applies_warmup_and_clipping():
   config.optimizer.learning_rate = 1.0
   config.warmup_steps = 2
   config.grad_clip_norm = 1.0
-  tx = optimizers.from_config(config, total_steps=10)
+  tx = registry.from_config(config, total_steps=10)
   params = jnp.zeros(2)
   state = tx.init(params)
   steps = []
@@ -513,19 +513,19 @@ def test_from_config_refuses_out_of_range_values():
   config.optimizer.name = 'rmsprop'
   config.optimizer.decay = 2.0
   with pytest.raises(errors.ConfigError, match=r'optimizer\.decay=2\.0'):
-    optimizers.from_config(config, total_steps=10)
+    registry.from_config(config, total_steps=10)
   config.optimizer.decay = None
   config.schedule = 'constant'
   config.warmup_steps = 10
   with pytest.raises(errors.ConfigError, match='warmup_steps=10'):
-    optimizers.from_config(config, total_steps=10)
+    registry.from_config(config, total_steps=10)
 
 
 def test_registry_optimizers_run_under_jit():
   """Every registered optimizer's update is traceable with default values."""
   params = jnp.array([1.0, -2.0])
-  for name in optimizers.OPTIMIZERS:
-    tx = optimizers.create_optimizer(name, 0.1)
+  for name in registry.OPTIMIZERS:
+    tx = registry.create_optimizer(name, 0.1)
     updates, _ = jax.jit(tx.update)(params, tx.init(params), params)
     assert np.all(np.isfinite(updates)), name
 
@@ -544,8 +544,8 @@ def _bf16_trajectory(tx, num_steps=12):
 
 
 @pytest.mark.parametrize('rounding, last', [
-    ('kahan', adam_lowmem.kahan_compensation()),
-    ('stochastic', adam_lowmem.stochastic_rounding(7)),
+    ('kahan', lowmem.kahan_compensation()),
+    ('stochastic', lowmem.stochastic_rounding(7)),
 ])
 def test_from_config_chains_the_param_rounding_last(rounding, last):
   """param_rounding appends its transform after the optimizer."""
@@ -554,16 +554,16 @@ def test_from_config_chains_the_param_rounding_last(rounding, last):
   config.optimizer.learning_rate = 2e-3
   config.seed = 7
   config.param_rounding = rounding
-  ours = _bf16_trajectory(optimizers.from_config(config, total_steps=10))
+  ours = _bf16_trajectory(registry.from_config(config, total_steps=10))
   expected = _bf16_trajectory(
-      optax.chain(optimizers.create_optimizer('sgd', 2e-3), last))
+      optax.chain(registry.create_optimizer('sgd', 2e-3), last))
   np.testing.assert_array_equal(ours, expected)
   # Plain bf16 rounding loses these small steps; the rounding keeps them.
   config.param_rounding = 'nearest'
-  plain = _bf16_trajectory(optimizers.from_config(config, total_steps=10))
+  plain = _bf16_trajectory(registry.from_config(config, total_steps=10))
   assert not np.array_equal(ours, plain)
   np.testing.assert_array_equal(
-      plain, _bf16_trajectory(optimizers.create_optimizer('sgd', 2e-3)))
+      plain, _bf16_trajectory(registry.create_optimizer('sgd', 2e-3)))
 
 
 def test_from_config_without_param_rounding_is_the_plain_optimizer():
@@ -573,8 +573,8 @@ def test_from_config_without_param_rounding_is_the_plain_optimizer():
   config.optimizer.learning_rate = 2e-3
   del config['param_rounding']
   np.testing.assert_array_equal(
-      _bf16_trajectory(optimizers.from_config(config, total_steps=10)),
-      _bf16_trajectory(optimizers.create_optimizer('sgd', 2e-3)))
+      _bf16_trajectory(registry.from_config(config, total_steps=10)),
+      _bf16_trajectory(registry.create_optimizer('sgd', 2e-3)))
 
 
 def test_from_config_refuses_an_unknown_param_rounding():
@@ -585,4 +585,4 @@ def test_from_config_refuses_an_unknown_param_rounding():
       errors.ConfigError,
       match=r"^config\.param_rounding='floor' is invalid; accepted: nearest, "
       r'kahan, stochastic\.$'):
-    optimizers.from_config(config, total_steps=10)
+    registry.from_config(config, total_steps=10)

@@ -17,14 +17,14 @@ import pytest
 
 from configs import quadratic
 from conftest import run_main
-import errors
-import optimizers
-import playground
-from playground import figures
-from playground import problems
-from playground import runs as runs_lib
-from playground import trajectories
-from playground import writers
+from adamjax.common import errors
+from adamjax.optim import registry
+from adamjax import playground
+from adamjax.playground import figures
+from adamjax.playground import problems
+from adamjax.playground import runs as runs_lib
+from adamjax.playground import trajectories
+from adamjax.playground import writers
 
 PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
 
@@ -189,10 +189,10 @@ def test_compare_writes_one_row_per_registry_optimizer(tmp_path):
   stem = os.path.join(tmp_path, 'quadratic_compare')
   header, rows = _read_csv(stem + '_summary.csv')
   assert header == writers.SUMMARY_HEADER
-  assert [row[0] for row in rows] == list(optimizers.OPTIMIZERS)
+  assert [row[0] for row in rows] == list(registry.OPTIMIZERS)
   with open(stem + '_summary.md') as f:
     markdown = f.read().splitlines()
-  assert len(markdown) == 2 + len(optimizers.OPTIMIZERS)
+  assert len(markdown) == 2 + len(registry.OPTIMIZERS)
   assert os.path.exists(stem + '_contour.png')
   assert os.path.exists(stem + '_loss.png')
 
@@ -267,7 +267,7 @@ def test_importing_the_package_does_not_import_matplotlib():
 
 def _registry_reference(name, learning_rate, hparams, start, num_steps, loss):
   """The registry optimizer stepped in a Python loop: concrete, untraced."""
-  tx = optimizers.create_optimizer(name, learning_rate, **hparams)
+  tx = registry.create_optimizer(name, learning_rate, **hparams)
   params = jnp.asarray(start, jnp.float32)
   state = tx.init(params)
   points = [params]
@@ -303,10 +303,10 @@ _NON_DEFAULTS = {
 
 def test_every_registry_optimizer_has_non_default_settings_here():
   """The table below covers the whole registry."""
-  assert set(_NON_DEFAULTS) == set(optimizers.OPTIMIZERS)
+  assert set(_NON_DEFAULTS) == set(registry.OPTIMIZERS)
 
 
-@pytest.mark.parametrize('name', list(optimizers.OPTIMIZERS))
+@pytest.mark.parametrize('name', list(registry.OPTIMIZERS))
 def test_traced_hyperparameters_equal_the_registry_optimizer(name):
   """inject_hyperparams with traced knobs steps as the plain registry call."""
   problem = playground.PROBLEMS['rosenbrock']

@@ -31,14 +31,14 @@ from starlette.testclient import TestClient
 import uvicorn
 
 from configs import playground_web
-import errors
-import optimizers
-import playground
-from playground import problems
-from playground import runs as runs_lib
-from playground import trajectories
-from playground import web
-from playground import writers
+from adamjax.common import errors
+from adamjax.optim import registry
+from adamjax import playground
+from adamjax.playground import problems
+from adamjax.playground import runs as runs_lib
+from adamjax.playground import trajectories
+from adamjax.playground import web
+from adamjax.playground import writers
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = shutil.which('chromium')
@@ -199,8 +199,8 @@ def test_meta_and_landscape(client):
   options = meta['optimizers']['adam']['options']
   assert {'nesterov': False, 'amsgrad': False}.items() <= options.items()
   assert set(options) == {
-      k for k in optimizers.hyperparameters('adam')
-      if optimizers.HYPERPARAMETER_TYPES[k] is bool}
+      k for k in registry.hyperparameters('adam')
+      if registry.HYPERPARAMETER_TYPES[k] is bool}
   assert meta['optimizers']['rmsprop']['options']['centered'] is False
   assert meta['defaults']['optimizers'][0]['name'] == 'adam'
   landscape = client.get('/api/problem/rosenbrock').json()

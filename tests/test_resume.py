@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-import checkpointing
+from adamjax.trainer import checkpointing
 from conftest import make_tiny_mnist
 from conftest import without_timings
 

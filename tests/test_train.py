@@ -13,8 +13,15 @@ import pytest
 
 from configs import default
 import adam_optax
-import input_pipeline
-import models
+from adamjax.data import input_pipeline
+from adamjax import models
+from adamjax.trainer import control
+from adamjax.trainer import evaluation
+from adamjax.trainer import objective
+from adamjax.data import order
+from adamjax.trainer import steps
+from adamjax.trainer import train_state
+from adamjax.trainer import xla_cpu
 import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +49,7 @@ def random_data(seed, n):
 
 def fresh_state():
   """A CNN TrainState with our Adam at 1e-3, initialised from key 0."""
-  return train.create_train_state(jax.random.key(0), models.CNN(),
+  return train_state.create_train_state(jax.random.key(0), models.CNN(),
                                   adam_optax.adam(1e-3), (28, 28, 1))
 
 
@@ -64,7 +71,7 @@ def test_train_step_lowers_the_loss_on_a_fixed_batch():
   """Repeated steps on one batch drive its loss down."""
   images, labels = random_data(0, 32)
   state = fresh_state()
-  step = jax.jit(train.train_step, donate_argnums=0)
+  step = jax.jit(steps.train_step, donate_argnums=0)
   state, first = step(state, (images, labels))
   for _ in range(30):
     state, last = step(state, (images, labels))
@@ -76,11 +83,11 @@ def test_train_steps_equals_single_steps():
   """Several steps per dispatch give the same state as one at a time."""
   images, labels = random_data(1, 96)
   indices = jnp.arange(96).reshape(3, 32)
-  fused, fused_metrics = train.train_steps(fresh_state(), images, labels, indices)
+  fused, fused_metrics = steps.train_steps(fresh_state(), images, labels, indices)
   single = fresh_state()
   losses = []
   for i in range(3):
-    single, metrics = train.train_steps(single, images, labels, indices[i:i + 1])
+    single, metrics = steps.train_steps(single, images, labels, indices[i:i + 1])
     losses.append(float(metrics['loss'][0]))
   np.testing.assert_allclose(fused_metrics['loss'], losses, rtol=1e-5)
   for a, b in zip(jax.tree.leaves(fused.params), jax.tree.leaves(single.params)):
@@ -104,8 +111,8 @@ def test_grad_chunks_give_the_same_steps():
   """Chunked gradients equal whole-batch ones up to summation order."""
   images, labels = random_data(5, 96)
   indices = jnp.arange(96).reshape(3, 32)
-  whole, whole_metrics = train.train_steps(fresh_state(), images, labels, indices)
-  chunked, chunked_metrics = train.train_steps(fresh_state(), images, labels,
+  whole, whole_metrics = steps.train_steps(fresh_state(), images, labels, indices)
+  chunked, chunked_metrics = steps.train_steps(fresh_state(), images, labels,
                                                indices, grad_chunks=4)
   for key in ('loss', 'accuracy'):
     np.testing.assert_allclose(chunked_metrics[key], whole_metrics[key],
@@ -119,7 +126,7 @@ def test_grad_chunks_give_the_same_steps():
                     reason='the CPU default; other backends use 1 chunk')
 def test_default_grad_chunks_divides_the_batch_on_cpu():
   """On CPU: chunks of about 8 examples, at most 16 chunks, a divisor."""
-  assert [train.default_grad_chunks(b) for b in (1, 8, 32, 64, 100, 256,
+  assert [xla_cpu.default_grad_chunks(b) for b in (1, 8, 32, 64, 100, 256,
                                                  1000)] == [1, 1, 4, 8, 10, 16,
                                                             10]
 
@@ -127,22 +134,22 @@ def test_default_grad_chunks_divides_the_batch_on_cpu():
 def test_epoch_batches_is_a_seeded_permutation():
   """Each epoch is a different order of distinct examples, fixed by the seed."""
   rng = jax.random.key(3)
-  first = np.asarray(train.epoch_batches(rng, 1, 100, 16))
+  first = np.asarray(order.epoch_batches(rng, 1, 100, 16))
   assert first.shape == (6, 16)
   assert len(set(first.ravel())) == 96
-  np.testing.assert_array_equal(first, train.epoch_batches(rng, 1, 100, 16))
-  assert not np.array_equal(first, train.epoch_batches(rng, 2, 100, 16))
+  np.testing.assert_array_equal(first, order.epoch_batches(rng, 1, 100, 16))
+  assert not np.array_equal(first, order.epoch_batches(rng, 2, 100, 16))
 
 
 def test_evaluate_counts_every_example_exactly_once():
   """Padded, masked batches give the exact full-set mean."""
   split = input_pipeline.Split(*random_data(2, 23))
   state = fresh_state()
-  losses, logits = train.loss_and_logits(state.params, state.apply_fn,
+  losses, logits = objective.loss_and_logits(state.params, state.apply_fn,
                                          split.images, split.labels)
   expected_acc = float(jnp.mean(jnp.argmax(logits, -1) == split.labels))
   for batch_size in (5, 23, 64):
-    result = train.evaluate(state, split, batch_size)
+    result = evaluation.evaluate(state, split, batch_size)
     np.testing.assert_allclose(result['loss'], float(losses.mean()), rtol=1e-5)
     assert result['accuracy'] == pytest.approx(expected_acc)
 
@@ -272,10 +279,10 @@ def test_model_registry_parameter_counts_and_bad_names():
 def test_step_key_is_a_pure_function_of_seed_epoch_position():
   """Same (key, epoch, position): same key; any change: another key."""
   data_key = jax.random.key_data(jax.random.key(3))
-  keys = {(e, p): jax.random.key_data(train.step_key(data_key, e, p))
+  keys = {(e, p): jax.random.key_data(order.step_key(data_key, e, p))
           for e in (1, 2) for p in (0, 1)}
   np.testing.assert_array_equal(keys[1, 0], jax.random.key_data(
-      train.step_key(data_key, 1, 0)))
+      order.step_key(data_key, 1, 0)))
   values = [tuple(np.asarray(k).tolist()) for k in keys.values()]
   assert len(set(values)) == 4
 
@@ -285,7 +292,7 @@ def test_random_shift_moves_each_image_with_zero_fill():
   25 shifts in [-2, 2]^2 occur."""
   images = np.random.default_rng(0).integers(1, 256, (300, 28, 28, 1),
                                              np.uint8)
-  shifted = np.asarray(train.random_shift(jax.random.key(0),
+  shifted = np.asarray(objective.random_shift(jax.random.key(0),
                                           jnp.asarray(images), 2))
   seen = set()
   for original, moved in zip(images, shifted):
@@ -305,21 +312,21 @@ def test_random_shift_moves_each_image_with_zero_fill():
 
 def test_divergence_rule_is_ten_times_a_uniform_guess():
   """ln(10) * 10 = 23.03: a mean loss just below passes, just above stops."""
-  train._check_divergence(23.0, 1, 10)
+  control.check_divergence(23.0, 1, 10)
   with pytest.raises(FloatingPointError, match='epoch 4 mean training loss'):
-    train._check_divergence(23.1, 4, 10)
+    control.check_divergence(23.1, 4, 10)
 
 
 def test_l2_enters_the_gradient():
   """With SGD at rate 1, one step moves w by -(grad of cross-entropy + l2 w)."""
   import optax  # pylint: disable=g-import-not-at-top
   images, labels = random_data(7, 16)
-  state = train.create_train_state(jax.random.key(0), models.CNN(),
+  state = train_state.create_train_state(jax.random.key(0), models.CNN(),
                                    optax.sgd(1.0), (28, 28, 1))
-  grads = jax.grad(lambda p: train.loss_and_logits(
+  grads = jax.grad(lambda p: objective.loss_and_logits(
       p, state.apply_fn, images, labels)[0].mean())(state.params)
-  new, _ = train.train_step(state, (images, labels), 1,
-                            train.StepOptions(l2=0.5))
+  new, _ = steps.train_step(state, (images, labels), 1,
+                            objective.StepOptions(l2=0.5))
   expected = jax.tree.map(lambda p, g: p - (g + 0.5 * p), state.params, grads)
   for got, want in zip(jax.tree.leaves(new.params), jax.tree.leaves(expected)):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
@@ -329,8 +336,8 @@ def test_l2_and_label_smoothing_enter_the_loss_as_stated():
   """The step's loss equals cross-entropy with smoothed targets plus l2/2|w|^2."""
   images, labels = random_data(4, 32)
   state = fresh_state()
-  options = train.StepOptions(label_smoothing=0.1, l2=0.01)
-  _, metrics = train.train_step(state, (images, labels), 1, options)
+  options = objective.StepOptions(label_smoothing=0.1, l2=0.01)
+  _, metrics = steps.train_step(state, (images, labels), 1, options)
   logits = state.apply_fn({'params': state.params},
                           np.asarray(images, np.float32) / 255)
   log_probs = np.asarray(jax.nn.log_softmax(logits), np.float64)
@@ -345,13 +352,13 @@ def test_l2_and_label_smoothing_enter_the_loss_as_stated():
 def test_ema_follows_the_parameters_with_its_decay():
   """After each step, ema = d * ema + (1 - d) * params."""
   images, labels = random_data(5, 32)
-  state = train.create_train_state(jax.random.key(0), models.CNN(),
+  state = train_state.create_train_state(jax.random.key(0), models.CNN(),
                                    adam_optax.adam(1e-2), (28, 28, 1),
                                    ema=True)
-  options = train.StepOptions(ema_decay=0.9)
+  options = objective.StepOptions(ema_decay=0.9)
   ema = state.params
   for _ in range(3):
-    state, _ = train.train_step(state, (images, labels), 1, options)
+    state, _ = steps.train_step(state, (images, labels), 1, options)
     ema = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, ema, state.params)
   for got, want in zip(jax.tree.leaves(state.ema_params),
                        jax.tree.leaves(ema)):
@@ -364,21 +371,21 @@ def test_dropout_and_shifts_resume_exactly_mid_epoch():
   """Randomness comes from (seed, epoch, position): 4 steps == 2 + 2 steps."""
   images, labels = random_data(6, 128)
   indices = jnp.arange(128).reshape(4, 32)
-  options = train.StepOptions(augment_shift=2)
+  options = objective.StepOptions(augment_shift=2)
 
   def fresh():
     """A CNN with dropout."""
-    return train.create_train_state(
+    return train_state.create_train_state(
         jax.random.key(0), models.CNN(dropout_rate=0.5),
         adam_optax.adam(1e-3), (28, 28, 1), jax.random.key(1))
 
-  whole, _ = train.train_steps(fresh(), images, labels, indices, 1, options)
-  half, _ = train.train_steps(fresh(), images, labels, indices[:2], 1, options)
-  half, _ = train.train_steps(half, images, labels, indices[2:], 1, options)
+  whole, _ = steps.train_steps(fresh(), images, labels, indices, 1, options)
+  half, _ = steps.train_steps(fresh(), images, labels, indices[:2], 1, options)
+  half, _ = steps.train_steps(half, images, labels, indices[2:], 1, options)
   for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(half)):
     np.testing.assert_array_equal(a, b)
-  other, _ = train.train_steps(
-      train.create_train_state(jax.random.key(0), models.CNN(dropout_rate=0.5),
+  other, _ = steps.train_steps(
+      train_state.create_train_state(jax.random.key(0), models.CNN(dropout_rate=0.5),
                                adam_optax.adam(1e-3), (28, 28, 1),
                                jax.random.key(2)),
       images, labels, indices, 1, options)
@@ -390,7 +397,7 @@ def test_validation_split_is_evaluated_and_the_test_split_never(
     tiny_mnist_dir, tmp_path, monkeypatch):
   """validation_examples: val_* metrics on held-out training examples only."""
   sizes = []
-  original = train.evaluate
+  original = evaluation.evaluate
 
   def recording_evaluate(state, split, batch_size):
     """Records the size of every split evaluated."""
@@ -450,9 +457,9 @@ def test_bad_param_dtype_and_rounding_are_named(tiny_mnist_dir, tmp_path):
 def test_a_stop_requested_during_the_last_evaluation_is_not_lost(
     tiny_mnist_dir, tmp_path, monkeypatch):
   """SIGTERM while the final epoch is evaluated: saved, then InterruptedRun."""
-  import errors  # pylint: disable=g-import-not-at-top
+  from adamjax.common import errors  # pylint: disable=g-import-not-at-top
   import signal  # pylint: disable=g-import-not-at-top
-  original = train.evaluate
+  original = evaluation.evaluate
 
   def evaluate_then_signal(state, split, batch_size):
     """Evaluates, with a SIGTERM arriving meanwhile."""
@@ -470,7 +477,7 @@ def test_a_stop_requested_during_the_last_evaluation_is_not_lost(
 
 def test_the_non_finite_loss_message_names_the_exact_step():
   """Losses of steps 11, 12, 13 with a NaN third: the message says step 13."""
-  train._check_losses(np.array([2.0, 1.5, 1.0], np.float32), 10)
+  control.check_losses(np.array([2.0, 1.5, 1.0], np.float32), 10)
   with pytest.raises(FloatingPointError,
                      match=r'^Training loss is nan at step 13; stopping'):
-    train._check_losses(np.array([2.0, 1.5, np.nan, np.inf], np.float32), 10)
+    control.check_losses(np.array([2.0, 1.5, np.nan, np.inf], np.float32), 10)

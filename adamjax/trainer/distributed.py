@@ -23,7 +23,7 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
 
-import errors
+from adamjax.common import errors
 
 DATA_AXIS = 'data'
 # --config.coordinator_address=auto: let JAX read the coordinator, process
@@ -42,7 +42,7 @@ def initialize(config: ml_collections.ConfigDict) -> None:
   """Joins the processes of a multi-process run; a no-op for one process.
 
   Must run before anything touches a device (main.py calls it before the
-  task; train.setup again, which is then a no-op). On CPU the processes'
+  task; setup.setup again, which is then a no-op). On CPU the processes'
   collectives go over TCP through gloo, JAX's default CPU collectives.
 
   Args:

@@ -9,7 +9,7 @@ import csv
 import io
 from typing import Any, Sequence
 
-from playground.runs import Run
+from adamjax.playground.runs import Run
 
 TRAJECTORY_HEADER = ('optimizer', 'learning_rate', 'step', 'x', 'y', 'loss')
 SUMMARY_HEADER = ('optimizer', 'learning_rate', 'steps_to_tolerance',

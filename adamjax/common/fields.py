@@ -37,7 +37,7 @@ HELP = {
                    'float16 (compute stays float32)',
     'param_rounding': 'how low-precision parameters take their updates: '
                       'nearest, kahan (compensated), stochastic',
-    'optimizer.name': 'a name from the optimizer registry (optimizers.py)',
+    'optimizer.name': 'a name from the optimizer registry (registry.py)',
     'optimizer.learning_rate': 'the base (peak) learning rate, >= 0',
     'optimizer.b1': 'Adam family: decay of the first moment, in [0, 1)',
     'optimizer.b2': 'Adam family: decay of the second moment, in [0, 1)',
@@ -123,7 +123,7 @@ HELP = {
     'optimizers': 'the registry optimizers to run, e.g. (\'adam\', \'sgd\')',
     'learning_rate': 'web playground: the first page\'s learning rate',
     'steps': 'web playground: the first page\'s number of steps (<= 10,000)',
-    # The Kingma & Ba section 6.4 grid (configs/kingma_ba_vae.py, vae.py).
+    # The Kingma & Ba section 6.4 grid (configs/kingma_ba_vae.py, vae_grid.py).
     'train_examples': 'vae_grid: train on the first N training examples; '
                       'None: all of them',
     'hidden': 'vae_grid: softplus units in the VAE\'s hidden layers',

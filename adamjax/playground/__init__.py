@@ -18,9 +18,9 @@ serves a page that redraws the paths as the knobs move. Both share:
 Importing the package imports neither matplotlib nor the web server.
 """
 
-from playground.problems import PROBLEMS, Problem, get_problem
-from playground.runs import Run, Setting, compute, optimize, steps_to_tolerance
-from playground.task import run
+from adamjax.playground.problems import PROBLEMS, Problem, get_problem
+from adamjax.playground.runs import Run, Setting, compute, optimize, steps_to_tolerance
+from adamjax.playground.task import run
 
 __all__ = ['PROBLEMS', 'Problem', 'Run', 'Setting', 'compute', 'get_problem',
            'optimize', 'run', 'steps_to_tolerance']

@@ -36,13 +36,13 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 import uvicorn
 
-import errors
-import optimizers
-from playground import problems
-from playground import runs as runs_lib
-from playground import task
-from playground import trajectories
-from playground import writers
+from adamjax.common import errors
+from adamjax.optim import registry
+from adamjax.playground import problems
+from adamjax.playground import runs as runs_lib
+from adamjax.playground import task
+from adamjax.playground import trajectories
+from adamjax.playground import writers
 
 MAX_OPTIMIZERS = 5
 # The compiled buffers hold this many steps, so any count up to it reuses
@@ -86,18 +86,18 @@ def optimizer_knobs(name: str) -> dict[str, Any]:
   """What the page offers for optimizer `name`: numbers and options.
 
   Args:
-    name: a key of optimizers.OPTIMIZERS.
+    name: a key of registry.OPTIMIZERS.
 
   Returns:
     {'numbers': {hyperparameter: default}, 'options': {option: default}}.
   """
   numbers = trajectories.numeric_defaults(name)
-  signature = inspect.signature(optimizers.OPTIMIZERS[name])
+  signature = inspect.signature(registry.OPTIMIZERS[name])
   # Checkboxes for the settable booleans it takes (nesterov, amsgrad,
   # centered, bias correction, ...), as the registry lists them.
   options = {k: signature.parameters[k].default
-             for k in optimizers.hyperparameters(name)
-             if optimizers.HYPERPARAMETER_TYPES[k] is bool}
+             for k in registry.hyperparameters(name)
+             if registry.HYPERPARAMETER_TYPES[k] is bool}
   return {'numbers': numbers, 'options': options}
 
 
@@ -282,7 +282,7 @@ def create_app(defaults: dict[str, Any],
     del request
     return JSONResponse({
         'problems': list(problems.PROBLEMS),
-        'optimizers': {n: optimizer_knobs(n) for n in optimizers.OPTIMIZERS},
+        'optimizers': {n: optimizer_knobs(n) for n in registry.OPTIMIZERS},
         'defaults': defaults,
         'limits': {'steps': MAX_STEPS, 'optimizers': MAX_OPTIMIZERS}})
 
@@ -342,7 +342,7 @@ def create_app(defaults: dict[str, Any],
     except errors.UserError as e:
       return _error(e)
     # Imported here: matplotlib loads only when a figure is drawn.
-    from playground import figures  # pylint: disable=g-import-not-at-top
+    from adamjax.playground import figures  # pylint: disable=g-import-not-at-top
     problem = problems.get_problem(settings['problem'])
     fig = figures.contour_figure(problem, result, dpi=100)
     return _download(figures.png_bytes(fig), 'playground_contour.png',
@@ -380,7 +380,7 @@ def defaults_from_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
   if not 1 <= len(names) <= MAX_OPTIMIZERS:
     raise errors.ConfigError(
         f'optimizers={names!r} is invalid; accepted: 1 to {MAX_OPTIMIZERS} '
-        f'names from {", ".join(optimizers.OPTIMIZERS)}.')
+        f'names from {", ".join(registry.OPTIMIZERS)}.')
   for name in names:
     task.check_optimizer_name(name, f'optimizers={names!r}')
   task.check_steps(config.steps, 'steps', MAX_STEPS)

@@ -21,7 +21,7 @@ with the same command, continues where it stopped. Into the workdir go:
                                      bit for bit (ours and Optax's Adam)
 
 Fair by construction: every run of a seed builds its initial parameters and
-its data-order key from that seed alone (train.setup), so all optimizers
+its data-order key from that seed alone (setup.setup), so all optimizers
 start from the same parameters and see the same batches in the same order.
 
 The learning-rate search trains each optimizer without a fixed rate (an entry
@@ -47,10 +47,11 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-import checkpointing
-import errors
-import metrics_log
-import optimizers
+from adamjax.trainer import checkpointing
+from adamjax.common import errors
+from adamjax.trainer import metrics_log
+from adamjax.optim import registry
+from adamjax.trainer import setup
 import train
 
 # Centre of each optimizer's search grid, and its rate when there is neither
@@ -106,9 +107,9 @@ def hyperparameters(config: ml_collections.ConfigDict,
 
   Returns:
     {field: value} for each non-None field of config.optimizer (other than
-    name and learning_rate) in optimizers.hyperparameters(name).
+    name and learning_rate) in registry.hyperparameters(name).
   """
-  accepted = optimizers.hyperparameters(name)
+  accepted = registry.hyperparameters(name)
   return {k: v for k, v in config.optimizer.items()
           if k not in _NOT_HPARAMS and v is not None and k in accepted}
 
@@ -134,20 +135,20 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         f'config.optimizers={names!r} is invalid: accepted is a non-empty '
         'tuple of registry names, e.g. --config.optimizers="(\'adam\',\'sgd\')".')
   for name in names:
-    if name not in optimizers.OPTIMIZERS:
+    if name not in registry.OPTIMIZERS:
       raise errors.ConfigError(
           f'config.optimizers has unknown optimizer {name!r}; accepted: '
-          f'{", ".join(optimizers.OPTIMIZERS)}.')
+          f'{", ".join(registry.OPTIMIZERS)}.')
   duplicates = sorted({n for n in names if names.count(n) > 1})
   if duplicates:
     raise errors.ConfigError(
         f'config.optimizers={tuple(names)!r} lists {", ".join(duplicates)} '
         'more than once; accepted: each name once.')
   for name, rate in config.learning_rates.items():
-    if name not in optimizers.OPTIMIZERS:
+    if name not in registry.OPTIMIZERS:
       raise errors.ConfigError(
           f'config.learning_rates.{name} names no registry optimizer; '
-          f'accepted: {", ".join(optimizers.OPTIMIZERS)}.')
+          f'accepted: {", ".join(registry.OPTIMIZERS)}.')
     if rate is not None and not (_is_number(rate) and math.isfinite(rate)
                                  and rate > 0):
       raise errors.ConfigError(
@@ -202,13 +203,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
              [DEFAULT_LEARNING_RATES.get(name, 1e-3)])
     for rate in rates:
       try:
-        optimizers.create_optimizer(name, rate, config.grad_clip_norm,
+        registry.create_optimizer(name, rate, config.grad_clip_norm,
                                     **hyperparameters(config, name))
       except errors.ConfigError as e:
         raise errors.ConfigError(
             f'config.optimizers entry {name!r} (learning rate {rate:g}): '
             f'{e}') from e
-    train.validate_config(run_config(config, name, rates[0], seeds[0]))
+    setup.validate_config(run_config(config, name, rates[0], seeds[0]))
 
 
 def run_config(config: ml_collections.ConfigDict, name: str,
@@ -536,7 +537,7 @@ def write_table(stem: str, header: Sequence[str],
                 rows: Sequence[Sequence[Any]]) -> None:
   """Writes rows as `stem`.csv and `stem`.md (shared with the playground)."""
   # Imported here: the playground package's writers hold the shared code.
-  from playground import writers  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import writers  # pylint: disable=g-import-not-at-top
   writers.write_table(stem, header, rows)
 
 
@@ -577,7 +578,7 @@ def identical_seeds(a: Sequence[Result], b: Sequence[Result]) -> list[int]:
 def _new_figure(dpi: int):
   """A constrained-layout figure on its own Agg canvas, and its axes."""
   # Imported here: matplotlib loads only when a figure is drawn.
-  from playground import figures  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import figures  # pylint: disable=g-import-not-at-top
   fig = figures.new_figure((9.0, 4.5), dpi)
   return fig, fig.add_subplot()
 
@@ -602,7 +603,7 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
   Returns:
     The matplotlib figure.
   """
-  from playground import figures  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import figures  # pylint: disable=g-import-not-at-top
   fig, ax = _new_figure(dpi)
   low, high = math.inf, 0.0
   # Many raw curves overlap into one grey band; fainter when there are many.
@@ -651,7 +652,7 @@ def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
     The matplotlib figure.
   """
   from matplotlib import ticker  # pylint: disable=g-import-not-at-top
-  from playground import figures  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import figures  # pylint: disable=g-import-not-at-top
   fig, ax = _new_figure(dpi)
   for i, (text, curves) in enumerate(series):
     epochs = min(len(c) for c in curves)
@@ -681,7 +682,7 @@ def write_figures(workdir: str, labels: dict[str, str],
                   results: dict[str, list[Result]], smoothing: float,
                   target: float, dpi: int) -> list[str]:
   """Draws loss.png and accuracy.png from the runs; returns their paths."""
-  from playground import figures  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import figures  # pylint: disable=g-import-not-at-top
   losses, accuracies = [], []
   for name, runs in results.items():
     finished = _finished(runs)
@@ -739,7 +740,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   runs = [run_row(r, target) for name in config.optimizers
           for r in results[name]]
   write_table(os.path.join(workdir, 'summary'), SUMMARY_HEADER, summary)
-  from playground import writers  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import writers  # pylint: disable=g-import-not-at-top
   writers.write_csv(os.path.join(workdir, 'runs.csv'), RUNS_HEADER, runs)
   paths = write_figures(workdir, labels, results, config.loss_smoothing,
                         target, config.dpi)

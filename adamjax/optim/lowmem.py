@@ -457,7 +457,7 @@ def adam8bit(
 
   Example:
     >>> import jax, jax.numpy as jnp, optax, adam_lowmem
-    >>> tx = adam_lowmem.adam8bit(learning_rate=0.1)
+    >>> tx = lowmem.adam8bit(learning_rate=0.1)
     >>> params = jnp.linspace(-1.0, 1.0, 10_000)
     >>> state = tx.init(params)
     >>> adam_state = state[0]  # the chain's first part: scale_by_adam_8bit
@@ -568,7 +568,7 @@ def kahan_compensation(
 
   Example:
     >>> import jax.numpy as jnp, optax, adam_lowmem
-    >>> tx = optax.chain(optax.sgd(1e-4), adam_lowmem.kahan_compensation())
+    >>> tx = optax.chain(optax.sgd(1e-4), lowmem.kahan_compensation())
     >>> params = jnp.ones(3, jnp.bfloat16)
     >>> state = tx.init(params)
     >>> for _ in range(100):  # each step is 1e-4, below bf16's 2**-8 spacing

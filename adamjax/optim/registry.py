@@ -18,9 +18,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-import adam_lowmem
+from adamjax.optim import lowmem
 import adam_optax
-import errors
+from adamjax.common import errors
 
 # name -> factory(learning_rate, **hyperparameters) -> GradientTransformation.
 OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
@@ -38,7 +38,7 @@ OPTIMIZERS: dict[str, Callable[..., optax.GradientTransformation]] = {
     'rmsprop': optax.rmsprop,
     'adagrad': optax.adagrad,
     'adadelta': optax.adadelta,
-    'adam8bit': adam_lowmem.adam8bit, 'adamw8bit': adam_lowmem.adamw8bit,
+    'adam8bit': lowmem.adam8bit, 'adamw8bit': lowmem.adamw8bit,
 }
 
 # The hyperparameters a user can set (each is a config slot in
@@ -359,9 +359,9 @@ def from_config(config: Any, total_steps: int) -> optax.GradientTransformation:
   # Last in the chain: it turns the final update into one that lands on the
   # low-precision parameter (adam_lowmem's docstrings say how).
   if rounding == 'kahan':
-    return optax.chain(tx, adam_lowmem.kahan_compensation())
+    return optax.chain(tx, lowmem.kahan_compensation())
   if rounding == 'stochastic':
-    return optax.chain(tx, adam_lowmem.stochastic_rounding(config.seed))
+    return optax.chain(tx, lowmem.stochastic_rounding(config.seed))
   raise errors.ConfigError(
       f'config.param_rounding={rounding!r} is invalid; accepted: '
       f'{", ".join(PARAM_ROUNDINGS)}.')

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 import numpy as np
 from PIL import Image
 
-from playground import problems
-from playground.runs import Run
+from adamjax.playground import problems
+from adamjax.playground.runs import Run
 
 # Figure sizes in inches: a PNG is the size times the dpi in pixels.
 CONTOUR_FIGSIZE = (7.5, 5.0)  # The legend sits right of the square plot.

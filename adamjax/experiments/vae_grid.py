@@ -17,8 +17,8 @@ vmapped computation: the optimizer is adam_optax.adam under
 optax.inject_hyperparams, so the rate (and b1, b2) live in the optimizer
 state and every cell with the same correction reuses one compiled epoch
 (lax.scan over its steps). Every run starts from the same parameters, sees
-the same batches in the same order (train.epoch_batches) and draws the same
-latent noise at each step (train.step_key), so runs differ only in the
+the same batches in the same order (order.epoch_batches) and draws the same
+latent noise at each step (order.step_key), so runs differ only in the
 optimizer.
 
 Into the workdir go:
@@ -48,9 +48,10 @@ import numpy as np
 import optax
 
 import adam_optax
-import errors
-import input_pipeline
-import train
+from adamjax.common import errors
+from adamjax.data import input_pipeline
+from adamjax.trainer import objective
+from adamjax.data import order
 
 CELLS_DIR = 'cells'
 GRID_HEADER = ('bias_correction', 'b1', 'b2', 'log10_learning_rate',
@@ -127,7 +128,7 @@ def negative_elbo(logits: jax.Array, x: jax.Array, mean: jax.Array,
 
 def flatten(images: jax.Array) -> jax.Array:
   """uint8 images (N, 28, 28, 1) -> float32 (N, 784) in [0, 1]."""
-  return train.preprocess(images).reshape(images.shape[0], -1)
+  return objective.preprocess(images).reshape(images.shape[0], -1)
 
 
 def batch_loss(params: Any, model: VAE, x: jax.Array,
@@ -219,7 +220,7 @@ def make_train_epoch(model: VAE, tx: optax.GradientTransformation):
       """One step of every lane on the batch at `scanned`'s position."""
       params, opt_state = carry
       position, indices = scanned
-      rng = train.step_key(data_key, epoch, position)
+      rng = order.step_key(data_key, epoch, position)
       params, opt_state, loss = lanes_step(params, opt_state,
                                            flatten(images[indices]), rng)
       return (params, opt_state), loss
@@ -258,7 +259,7 @@ def train_cell(config: ml_collections.ConfigDict, images: jax.Array,
   per_epoch = []
   for epoch in range(1, config.num_epochs + 1):
     start = time.perf_counter()
-    batch_indices = train.epoch_batches(data_key, epoch, images.shape[0],
+    batch_indices = order.epoch_batches(data_key, epoch, images.shape[0],
                                         config.batch_size)
     lane_params, opt_state, losses = train_epoch(
         lane_params, opt_state, images, batch_indices,
@@ -384,7 +385,7 @@ def write_figure(config: ml_collections.ConfigDict,
   diverged run is drawn as an x at the top of its panel.
   """
   # Imported here: matplotlib loads only when the figure is drawn.
-  from playground import figures  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import figures  # pylint: disable=g-import-not-at-top
 
   pairs = [(b1, b2) for b1 in config.b1s for b2 in config.b2s]
   epochs = sorted({len(v) for v in cells.values()})
@@ -465,7 +466,7 @@ def run(config: ml_collections.ConfigDict,
             json.dump({'settings': settings, 'losses': saved}, f)
           os.replace(path + '.tmp', path)
         cells[correction, b1, b2] = saved
-  from playground import writers  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import writers  # pylint: disable=g-import-not-at-top
   writers.write_table(os.path.join(workdir, 'grid'), GRID_HEADER,
                       grid_rows(config, cells))
   write_figure(config, cells, os.path.join(workdir, 'vae_grid.png'))

@@ -14,11 +14,11 @@ from typing import Any
 
 import ml_collections
 
-import errors
-import optimizers
-from playground import problems
-from playground import runs as runs_lib
-from playground import writers
+from adamjax.common import errors
+from adamjax.optim import registry
+from adamjax.playground import problems
+from adamjax.playground import runs as runs_lib
+from adamjax.playground import writers
 
 MAX_STEPS = 1_000_000  # Buffers are (runs, steps + 1, 2) float32.
 DPI_RANGE = (10, 300)  # Above 300 the GIF's frames take gigabytes.
@@ -75,11 +75,11 @@ def check_steps(steps: Any, field: str = 'max_steps',
 
 
 def check_optimizer_name(name: Any, field: str) -> str:
-  """Returns `name`; raises unless it is a key of optimizers.OPTIMIZERS."""
-  if not (isinstance(name, str) and name in optimizers.OPTIMIZERS):
+  """Returns `name`; raises unless it is a key of registry.OPTIMIZERS."""
+  if not (isinstance(name, str) and name in registry.OPTIMIZERS):
     raise errors.ConfigError(
         f'{field} has unknown optimizer {name!r}; accepted: '
-        f'{", ".join(optimizers.OPTIMIZERS)}.')
+        f'{", ".join(registry.OPTIMIZERS)}.')
   return name
 
 
@@ -118,7 +118,7 @@ def _settings(config: ml_collections.ConfigDict) -> tuple[list, str]:
   rate = opt.pop('learning_rate')
   if config.compare:
     settings = []
-    for other in config.compare_optimizers or optimizers.OPTIMIZERS:
+    for other in config.compare_optimizers or registry.OPTIMIZERS:
       own = config.compare_learning_rates.get(other)
       settings.append(runs_lib.Setting(other, rate if own is None else own))
     return settings, f'{config.problem}_compare'
@@ -169,7 +169,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
           f'loss {r.losses[-1]:.3g}')
 
   # Imported here: matplotlib loads only when a figure is drawn.
-  from playground import figures  # pylint: disable=g-import-not-at-top
+  from adamjax.playground import figures  # pylint: disable=g-import-not-at-top
   os.makedirs(workdir, exist_ok=True)
   stem = os.path.join(workdir, stem)
   draw = figures.panels_figure if config.learning_rates else (

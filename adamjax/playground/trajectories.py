@@ -1,6 +1,6 @@
 """Optimizer trajectories on a 2-D problem: one jitted JAX loop, no plotting.
 
-The optimizers are the registry's (optimizers.OPTIMIZERS), wrapped in
+The optimizers are the registry's (registry.OPTIMIZERS), wrapped in
 `optax.inject_hyperparams` so that every numeric hyperparameter (the learning
 rate, b1, b2, eps, momentum, ...) lives in the optimizer state as a traced
 value. One compilation therefore serves every value of those knobs: the web
@@ -23,15 +23,15 @@ from jax import lax
 import jax.numpy as jnp
 import optax
 
-import optimizers
-from playground import problems
+from adamjax.optim import registry
+from adamjax.playground import problems
 
 
 class Spec(NamedTuple):
   """The static part of one optimizer: its name and non-numeric options.
 
   Attributes:
-    name: a key of optimizers.OPTIMIZERS.
+    name: a key of registry.OPTIMIZERS.
     options: sorted (hyperparameter, value) pairs whose values are not
       numbers (booleans such as nesterov, dtypes); they change the program.
   """
@@ -49,14 +49,14 @@ def numeric_defaults(name: str) -> dict[str, float]:
   """The numeric hyperparameters of optimizer `name` and their defaults.
 
   Args:
-    name: a key of optimizers.OPTIMIZERS.
+    name: a key of registry.OPTIMIZERS.
 
   Returns:
     {hyperparameter: default} for every hyperparameter (besides the learning
     rate) whose default is a number; these are traced, not compiled in.
   """
-  params = inspect.signature(optimizers.OPTIMIZERS[name]).parameters
-  return {k: float(params[k].default) for k in optimizers.hyperparameters(name)
+  params = inspect.signature(registry.OPTIMIZERS[name]).parameters
+  return {k: float(params[k].default) for k in registry.hyperparameters(name)
           if _is_number(params[k].default)}
 
 
@@ -65,7 +65,7 @@ def split(name: str, learning_rate: float,
   """Splits one optimizer's settings into its static Spec and traced numbers.
 
   Args:
-    name: a key of optimizers.OPTIMIZERS.
+    name: a key of registry.OPTIMIZERS.
     learning_rate: the learning rate.
     hparams: the hyperparameters set (None: the optimizer's default).
 
@@ -92,7 +92,7 @@ def _static_args(name: str) -> tuple[str, ...]:
   They fix array shapes, so they stay static; inject_hyperparams would
   otherwise trace every numeric argument, defaults included.
   """
-  params = inspect.signature(optimizers.OPTIMIZERS[name]).parameters
+  params = inspect.signature(registry.OPTIMIZERS[name]).parameters
   return tuple(k for k, p in params.items()
                if isinstance(p.default, int) and not isinstance(p.default, bool))
 
@@ -100,7 +100,7 @@ def _static_args(name: str) -> tuple[str, ...]:
 def _factory(spec: Spec):
   """The registry optimizer with its options bound and numbers injected."""
   return optax.inject_hyperparams(
-      functools.partial(optimizers.OPTIMIZERS[spec.name], **dict(spec.options)),
+      functools.partial(registry.OPTIMIZERS[spec.name], **dict(spec.options)),
       static_args=_static_args(spec.name))
 
 

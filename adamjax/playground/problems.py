@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-import errors
+from adamjax.common import errors
 
 Loss = Callable[..., object]
 # ((x_min, x_max), (y_min, y_max)): the region a plot shows.

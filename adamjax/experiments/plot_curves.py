@@ -14,8 +14,8 @@ import glob
 import os
 import sys
 
-import compare
-import metrics_log
+from adamjax.experiments import compare
+from adamjax.trainer import metrics_log
 
 
 def curves(pattern: str, metric: str) -> list[list[float]]:

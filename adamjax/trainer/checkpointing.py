@@ -29,7 +29,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-import errors
+from adamjax.common import errors
 
 CHECKPOINT_DIR = 'checkpoints'
 CONFIG_FILE = 'config.json'

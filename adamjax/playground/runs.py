@@ -11,10 +11,10 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-import errors
-import optimizers
-from playground import problems
-from playground import trajectories
+from adamjax.common import errors
+from adamjax.optim import registry
+from adamjax.playground import problems
+from adamjax.playground import trajectories
 
 
 class Run(NamedTuple):
@@ -155,7 +155,7 @@ def compute(problem: problems.Problem, settings: Sequence[Setting],
     # numbers are traced, so they run here, on the real values, first. Any
     # ValueError from them is a bad setting, so it is reported as one.
     try:
-      optimizers.create_optimizer(s.optimizer, s.learning_rate, **s.hparams)
+      registry.create_optimizer(s.optimizer, s.learning_rate, **s.hparams)
     except ValueError as e:
       raise errors.ConfigError(f'{s.optimizer}: {e}') from e
   groups: dict[trajectories.Spec, list[int]] = {}
@@ -195,7 +195,7 @@ def optimize(
 
   Args:
     problem: the function to minimize.
-    optimizer: a name from optimizers.OPTIMIZERS.
+    optimizer: a name from registry.OPTIMIZERS.
     learning_rates: the rates, one run each.
     start: the start point (x, y).
     max_steps: the step cap.

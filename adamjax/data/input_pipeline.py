@@ -24,7 +24,7 @@ import urllib.parse
 from absl import logging
 import numpy as np
 
-import errors
+from adamjax.common import errors
 
 
 class Split(NamedTuple):

@@ -1,0 +1,159 @@
+"""The one set of argument checks: numbers, ranges, choices and sequences.
+
+Every check takes the field's name as the user wrote it (e.g. 'config.seed' or
+'learning_rates'), returns the value it accepted, and otherwise raises
+`errors.ConfigError` with one line: the name, the value, what is accepted.
+"""
+
+import math
+import numbers
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
+
+from adamjax.common import errors
+
+
+def is_real(value: Any) -> bool:
+  """Whether `value` is a Python or NumPy real number (bools excluded)."""
+  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def is_int(value: Any) -> bool:
+  """Whether `value` is a Python or NumPy integer (bools excluded)."""
+  return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+class Range(NamedTuple):
+  """The accepted values of a number: low to high, each end open or closed.
+
+  Attributes:
+    low: the lower end (-math.inf for none).
+    high: the upper end (math.inf for none).
+    low_open: whether `low` itself is refused.
+    high_open: whether `high` itself is refused.
+  """
+  low: float = -math.inf
+  high: float = math.inf
+  low_open: bool = False
+  high_open: bool = False
+
+  def __contains__(self, value: float) -> bool:
+    """Whether the finite real `value` lies in the range."""
+    above = value > self.low if self.low_open else value >= self.low
+    below = value < self.high if self.high_open else value <= self.high
+    return above and below
+
+  def __str__(self) -> str:
+    """The range as a reader writes it: 'in [0, 1)', '>= 0', '> 0'."""
+    if self.high == math.inf:
+      return f'{">" if self.low_open else ">="} {self.low:g}'
+    if self.low == -math.inf:
+      return f'{"<" if self.high_open else "<="} {self.high:g}'
+    return (f'in {"(" if self.low_open else "["}{self.low:g}, {self.high:g}'
+            f'{")" if self.high_open else "]"}')
+
+
+ANY = Range()
+NON_NEGATIVE = Range(0.0)
+POSITIVE = Range(0.0, low_open=True)
+# A decay that must forget (b1, b2, momentum): 1 would divide by zero in
+# Adam's bias correction.
+BELOW_ONE = Range(0.0, 1.0, high_open=True)
+UNIT = Range(0.0, 1.0)
+
+
+def fail(name: str, value: Any, accepted: str) -> None:
+  """Raises the one-line ConfigError every check uses."""
+  raise errors.ConfigError(f'{name}={value!r} is invalid; accepted: '
+                           f'{accepted}.')
+
+
+def number(name: str, value: Any, accepted: Range = ANY, *,
+           integer: bool = False, optional: bool = False) -> Any:
+  """Checks a finite number (an integer if `integer`) in `accepted`.
+
+  Args:
+    name: the field's name, for the message.
+    value: the value to check.
+    accepted: the range it must lie in.
+    integer: whether it must be an integer.
+    optional: whether None is accepted (and returned).
+
+  Returns:
+    `value`, unchanged.
+
+  Raises:
+    errors.ConfigError: naming the field, its value and what is accepted.
+  """
+  if value is None and optional:
+    return value
+  ok = is_int(value) if integer else is_real(value)
+  if not (ok and math.isfinite(value) and value in accepted):
+    kind = 'an integer' if integer else 'a finite number'
+    fail(name, value, ('None or ' if optional else '') + f'{kind} {accepted}')
+  return value
+
+
+def boolean(name: str, value: Any) -> bool:
+  """Checks True or False (a truthy string such as 'False' is refused)."""
+  if not isinstance(value, bool):
+    fail(name, value, 'True or False')
+  return value
+
+
+def choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
+  """Checks that `value` is one of `choices`."""
+  choices = tuple(choices)
+  if value not in choices:
+    fail(name, value, ', '.join(map(str, choices)))
+  return value
+
+
+def sequence(name: str, value: Any, item: Callable[[str, Any], Any], *,
+             example: str, distinct: bool = True) -> tuple[Any, ...]:
+  """Checks a non-empty tuple or list whose entries each pass `item`.
+
+  Args:
+    name: the field's name.
+    value: the value to check.
+    item: a check of one entry, called as item(f'{name}[i]', entry).
+    example: how to write an accepted value on the command line.
+    distinct: whether an entry may appear only once.
+
+  Returns:
+    The entries as a tuple.
+
+  Raises:
+    errors.ConfigError: naming the field (or the bad entry) and what is
+      accepted.
+  """
+  if not isinstance(value, (tuple, list)) or not value:
+    fail(name, value, f'a non-empty tuple, e.g. {example}')
+  for i, entry in enumerate(value):
+    item(f'{name}[{i}]', entry)
+  if distinct:
+    repeated = sorted({repr(v) for v in value if list(value).count(v) > 1})
+    if repeated:
+      fail(name, value, f'each entry once ({", ".join(repeated)} repeat)')
+  return tuple(value)
+
+
+def dtype_name(name: str, value: Any) -> str:
+  """Checks the name of a floating dtype, e.g. 'float32' or 'bfloat16'."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  try:
+    ok = jnp.issubdtype(jnp.dtype(value), jnp.floating)
+  except TypeError:
+    ok = False
+  if not ok:
+    fail(name, value, "a floating dtype such as 'float32' or 'bfloat16'")
+  return value
+
+
+def optional(check: Callable[..., Any]) -> Callable[..., Any]:
+  """`check` that also accepts None."""
+
+  def checked(name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
+    """None, or what `check` accepts."""
+    return None if value is None else check(name, value, *args, **kwargs)
+
+  return checked
