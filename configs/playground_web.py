@@ -16,18 +16,9 @@ Downloads from the page also save a copy in the workdir.
 
 import ml_collections
 
+from adamjax import schema
+
 
 def get_config() -> ml_collections.ConfigDict:
   """Adam and SGD at 0.1 on x^2 + y^2, served on 127.0.0.1:8050."""
-  config = ml_collections.ConfigDict()
-  config.task = 'playground_web'
-  config.host = '127.0.0.1'  # Only this machine; 0.0.0.0 for every address.
-  config.port = 8050  # 0 picks a free port.
-  # The first page: a problem (see playground.PROBLEMS), up to five registry
-  # optimizers at one learning rate, from the problem's default start.
-  config.problem = 'quadratic'
-  config.optimizers = ('adam', 'sgd')
-  config.learning_rate = 0.1
-  config.steps = 2000  # At most 10,000 on the page.
-  config.tolerance = 1e-6
-  return config
+  return schema.default_config('playground_web')

@@ -5,8 +5,14 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+
+import adam_optax
+from adamjax import models
+from adamjax.trainer import train_state
 
 
 def write_idx(path, array):
@@ -88,3 +94,16 @@ def run_main(*flags, cwd=ROOT, env=None, timeout=120):
   return subprocess.run([sys.executable, MAIN, *flags], capture_output=True,
                         text=True, cwd=cwd, timeout=timeout,
                         env=None if env is None else {**os.environ, **env})
+
+
+def random_data(seed, n):
+  """n random uint8 images and int32 labels, as the trainer stores them."""
+  rng = np.random.default_rng(seed)
+  return (jnp.asarray(rng.integers(0, 256, (n, 28, 28, 1), np.uint8)),
+          jnp.asarray(rng.integers(0, 10, n), jnp.int32))
+
+
+def fresh_state():
+  """A CNN TrainState with our Adam at 1e-3, initialised from key 0."""
+  return train_state.create_train_state(jax.random.key(0), models.CNN(),
+                                  adam_optax.adam(1e-3), (28, 28, 1))

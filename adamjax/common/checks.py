@@ -44,12 +44,20 @@ class Range(NamedTuple):
 
   def __str__(self) -> str:
     """The range as a reader writes it: 'in [0, 1)', '>= 0', '> 0'."""
+    low, high = _format(self.low), _format(self.high)
     if self.high == math.inf:
-      return f'{">" if self.low_open else ">="} {self.low:g}'
+      return f'{">" if self.low_open else ">="} {low}'
     if self.low == -math.inf:
-      return f'{"<" if self.high_open else "<="} {self.high:g}'
-    return (f'in {"(" if self.low_open else "["}{self.low:g}, {self.high:g}'
+      return f'{"<" if self.high_open else "<="} {high}'
+    return (f'in {"(" if self.low_open else "["}{low}, {high}'
             f'{")" if self.high_open else "]"}')
+
+
+def _format(bound: float) -> str:
+  """A range's end as written: whole numbers in full (2**32 - 1), else %g."""
+  if math.isfinite(bound) and float(bound).is_integer():
+    return str(int(bound))
+  return f'{bound:g}'
 
 
 ANY = Range()
@@ -157,3 +165,12 @@ def optional(check: Callable[..., Any]) -> Callable[..., Any]:
     return None if value is None else check(name, value, *args, **kwargs)
 
   return checked
+
+
+def mapping(name: str, value: Any, keys: Iterable[str]) -> dict[str, Any]:
+  """Checks a dict whose keys are all among `keys` (none need be present)."""
+  keys = tuple(keys)
+  if not (isinstance(value, dict) and set(value) <= set(keys)):
+    fail(name, value, f'a dict with keys among {", ".join(keys)}' if keys
+         else 'an empty dict')
+  return value

@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from adamjax import schema
 from adamjax.common import errors
 
 CHECKPOINT_DIR = 'checkpoints'
@@ -169,10 +170,8 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
         raise errors.WorkdirError(
             f'{path} is not valid JSON ({e}); pass --config.restart=True to '
             'move the old run aside and start afresh.') from e
-    # Imported here: the defaults are only needed to compare old workdirs.
-    from configs import default  # pylint: disable=g-import-not-at-top
-    differences = config_differences(saved, current,
-                                     _as_json_dict(default.get_config()))
+    differences = config_differences(
+        saved, current, _as_json_dict(schema.default_config('classify')))
     if differences:
       raise errors.WorkdirError(
           f'{workdir} holds a run with a different config: '

@@ -1,14 +1,14 @@
 """The one place a config becomes objects: data, model, optimizer, state, mesh."""
 
 import dataclasses
-import math
-from typing import Any, Optional
 
 from absl import logging
 import jax
 import ml_collections
 
 from adamjax import models
+from adamjax import schema
+from adamjax.common import checks
 from adamjax.common import errors
 from adamjax.data import input_pipeline
 from adamjax.optim import registry
@@ -18,9 +18,6 @@ from adamjax.trainer import objective
 from adamjax.trainer import train_state
 from adamjax.trainer import xla_cpu
 
-
-# Storage dtypes of the parameters (config.param_dtype).
-PARAM_DTYPES = ('float32', 'bfloat16', 'float16')
 
 @dataclasses.dataclass
 class Run:
@@ -58,76 +55,20 @@ class Run:
     """The state's optimizer step, read from the device."""
     return int(self.state.step)
 
-def _check_int(name: str, value: Any, low: int, high: Optional[int] = None,
-               high_reason: str = '') -> None:
-  """Raises ConfigError unless `value` is an integer in [low, high]."""
-  if (not isinstance(value, int) or isinstance(value, bool) or value < low or
-      (high is not None and value > high)):
-    accepted = f'an integer >= {low}'
-    if high is not None:
-      accepted += f' and <= {high}{high_reason}'
-    raise errors.ConfigError(f'config.{name}={value!r} is invalid: accepted is '
-                             f'{accepted}.')
+def _check_before_data(config: ml_collections.ConfigDict) -> None:
+  """The schema's checks, and the cross-field ones that need no data."""
+  schema.validate(config)
+  if config.grad_chunks is not None and config.batch_size % config.grad_chunks:
+    checks.fail('config.grad_chunks', config.grad_chunks,
+                'None (automatic) or a divisor of config.batch_size='
+                f'{config.batch_size}')
 
-def _check_fraction(name: str, value: Any, low: float, high: float,
-                    upper_open: bool = True) -> None:
-  """Raises ConfigError unless `value` is a number in [low, high)."""
-  ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and
-        low <= value and (value < high if upper_open else value <= high))
-  if not ok:
-    bracket = ')' if upper_open else ']'
-    raise errors.ConfigError(f'config.{name}={value!r} is invalid: accepted is '
-                             f'a number in [{low}, {high}{bracket}.')
 
-def validate_config(config: ml_collections.ConfigDict) -> None:
-  """Checks the fields that do not depend on the data, before loading it.
+def _check_at_most(name: str, value: int, most: int, what: str) -> None:
+  """Refuses an integer field above a bound the data sets."""
+  if value > most:
+    checks.fail(f'config.{name}', value, f'at most {most} ({what})')
 
-  Raises:
-    errors.ConfigError: naming the first bad field, its value and what is
-      accepted.
-  """
-  _check_int('num_epochs', config.num_epochs, 1)
-  _check_int('batch_size', config.batch_size, 1)
-  _check_int('eval_batch_size', config.eval_batch_size, 1)
-  _check_int('steps_per_dispatch', config.steps_per_dispatch, 1)
-  _check_int('seed', config.seed, 0, 2**32 - 1)
-  _check_int('keep_checkpoints', config.keep_checkpoints, 1)
-  _check_int('log_every_steps', config.log_every_steps, 0)
-  if config.checkpoint_every_steps is not None:
-    _check_int('checkpoint_every_steps', config.checkpoint_every_steps, 1)
-  if not (isinstance(config.progress_every_s, (int, float)) and
-          config.progress_every_s > 0):
-    raise errors.ConfigError(
-        f'config.progress_every_s={config.progress_every_s!r} is invalid: '
-        'accepted is a number of seconds > 0.')
-  _check_int('augment_shift', config.augment_shift, 0, 27,
-             ' (the image size - 1)')
-  _check_int('validation_examples', config.validation_examples, 0)
-  _check_fraction('label_smoothing', config.label_smoothing, 0.0, 1.0,
-                  upper_open=False)
-  _check_fraction('l2', config.l2, 0.0, math.inf)
-  if config.param_dtype not in PARAM_DTYPES:
-    raise errors.ConfigError(
-        f'config.param_dtype={config.param_dtype!r} is invalid; accepted: '
-        f'{", ".join(PARAM_DTYPES)}.')
-  if config.ema_decay is not None:
-    _check_fraction('ema_decay', config.ema_decay, 0.0, 1.0)
-  if config.dropout_rate is not None:
-    _check_fraction('dropout_rate', config.dropout_rate, 0.0, 1.0)
-  if config.get('num_devices') is not None:
-    _check_int('num_devices', config.num_devices, 1)
-  if not isinstance(config.shard_optimizer_state, bool):
-    raise errors.ConfigError(
-        'config.shard_optimizer_state='
-        f'{config.shard_optimizer_state!r} is invalid: accepted is True or '
-        'False.')
-  chunks = config.grad_chunks
-  if chunks is not None and (not isinstance(chunks, int) or chunks < 1 or
-                             config.batch_size % chunks):
-    raise errors.ConfigError(
-        f'config.grad_chunks={chunks!r} is invalid: accepted is None '
-        '(automatic) or a divisor of config.batch_size='
-        f'{config.batch_size}.')
 
 def setup(config: ml_collections.ConfigDict, workdir: str,
           resume: bool = True) -> Run:
@@ -150,7 +91,7 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
     errors.UserError: on a bad config, dataset or workdir.
   """
   distributed.initialize(config)
-  validate_config(config)
+  _check_before_data(config)
   try:
     model = models.create_model(config.model,
                                 dropout_rate=config.dropout_rate)
@@ -163,8 +104,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   train, test = input_pipeline.load_dataset(config.dataset, config.data_dir)
   eval_name = 'test'
   if config.validation_examples:
-    _check_int('validation_examples', config.validation_examples, 0,
-               len(train.labels) - 1, ' (the training-set size - 1)')
+    _check_at_most('validation_examples', config.validation_examples,
+                   len(train.labels) - 1, 'the training-set size - 1')
     # The last examples of the training files, the same for every seed, so
     # runs compared on them are compared on the same examples; the test split
     # is dropped here and never evaluated.
@@ -175,8 +116,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
                                         train.labels[keep:]))
     eval_name = 'val'
   num_train = len(train.labels)
-  _check_int('batch_size', config.batch_size, 1, num_train,
-             ' (the training-set size)')
+  _check_at_most('batch_size', config.batch_size, num_train,
+                 'the training-set size')
   steps_per_epoch = num_train // config.batch_size
   mesh = distributed.make_mesh(config.get('num_devices'))
   if config.batch_size % mesh.size:
@@ -192,7 +133,11 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
         f'config.grad_chunks={grad_chunks} is invalid on {mesh.size} devices: '
         f'accepted is None (automatic) or a divisor of the per-device batch '
         f'{per_device} (config.batch_size={config.batch_size} / {mesh.size}).')
-  tx = registry.from_config(config, config.num_epochs * steps_per_epoch)
+  tx = registry.from_config(
+      config.optimizer, total_steps=config.num_epochs * steps_per_epoch,
+      schedule=config.schedule, warmup_steps=config.warmup_steps,
+      grad_clip_norm=config.grad_clip_norm,
+      param_rounding=config.param_rounding, seed=config.seed)
   checkpointing.check_workdir(config, workdir)
 
   init_rng, data_rng = jax.random.split(jax.random.key(config.seed))

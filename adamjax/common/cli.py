@@ -1,0 +1,121 @@
+"""Command-line helpers for main.py: config files, overrides, quiet logs.
+
+A user's mistake on the command line ends in `usage_exit`: one line saying
+what is wrong, one saying where to look, exit status 2.
+"""
+
+import importlib.util
+import logging as std_logging
+import os
+import sys
+from typing import NoReturn, Optional, Sequence
+
+from absl import logging
+import ml_collections
+
+EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+
+# Loggers whose INFO lines are noise on a user's terminal (JAX probing for a
+# TPU, Orbax's per-save bookkeeping, matplotlib's writer choice); their
+# warnings and errors still show.
+QUIET_LOGGERS = ('jax._src.xla_bridge', 'orbax', 'matplotlib', 'absl.orbax')
+QUIET_PATHS = (os.sep + 'orbax' + os.sep, 'xla_bridge.py',
+               os.sep + 'matplotlib' + os.sep)
+
+
+class _QuietFilter(std_logging.Filter):
+  """Drops INFO-and-below records logged from noisy libraries' files."""
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    """Keeps warnings, errors and everything from the project itself."""
+    return record.levelno >= std_logging.WARNING or not any(
+        part in record.pathname for part in QUIET_PATHS)
+
+
+def quiet_logs() -> None:
+  """Silences the INFO chatter of JAX, Orbax and matplotlib."""
+  for name in QUIET_LOGGERS:
+    std_logging.getLogger(name).setLevel(std_logging.WARNING)
+  # Orbax logs through absl's single logger, so filter by source file.
+  logging.get_absl_handler().addFilter(_QuietFilter())
+  std_logging.getLogger('absl').addFilter(_QuietFilter())
+
+
+def usage_exit(message: str) -> NoReturn:
+  """Prints a command-line mistake in one line and exits with status 2."""
+  print(f'Error: {message}', file=sys.stderr)
+  print('Run with --helpfull for every flag, or --config=FILE --show_config '
+        'for every config field.', file=sys.stderr)
+  sys.exit(EXIT_USAGE)
+
+
+def resolve_config_path(argv: Sequence[str],
+                        root: str) -> tuple[list[str], Optional[str]]:
+  """Finds --config's file, falling back to `root`'s configs/.
+
+  A relative path that does not exist from the current folder is tried
+  relative to `root` (main.py's folder), so `python path/to/main.py
+  --config=configs/mnist.py` works from anywhere.
+
+  Args:
+    argv: the command line.
+    root: the folder to try relative paths from.
+
+  Returns:
+    argv with --config's value made absolute where that was needed, and the
+    path (or None if --config is absent).
+  """
+  argv, path = list(argv), None
+  for i, arg in enumerate(argv):
+    if arg.startswith('--config='):
+      value = arg[len('--config='):]
+    elif arg == '--config' and i + 1 < len(argv):
+      value = argv[i + 1]
+    else:
+      continue
+    if not os.path.exists(value) and os.path.exists(os.path.join(root, value)):
+      value = os.path.join(root, value)
+    if arg == '--config':
+      argv[i + 1] = value
+    else:
+      argv[i] = '--config=' + value
+    path = value
+  return argv, path
+
+
+def load_config_file(path: str) -> ml_collections.ConfigDict:
+  """Loads a config file's get_config(); its problems exit in one line."""
+  if not os.path.isfile(path):
+    usage_exit(f'--config={path}: no such file.')
+  spec = importlib.util.spec_from_file_location('_config_probe', path)
+  module = importlib.util.module_from_spec(spec)
+  try:
+    spec.loader.exec_module(module)
+  except SyntaxError as e:
+    usage_exit(f'--config={path}: syntax error at line {e.lineno}: {e.msg}.')
+  except ImportError as e:
+    usage_exit(f'--config={path}: cannot be loaded: {e}.')
+  if not callable(getattr(module, 'get_config', None)):
+    usage_exit(f'--config={path} defines no get_config(); a config file '
+               'must define get_config() returning a ConfigDict.')
+  return module.get_config()
+
+
+def check_overrides(config: ml_collections.ConfigDict,
+                    argv: Sequence[str]) -> None:
+  """Exits naming the first --config.FIELD that the config does not have."""
+  for arg in argv:
+    if not arg.startswith('--config.'):
+      continue
+    path = arg[len('--config.'):].split('=', 1)[0]
+    node, walked = config, []
+    for part in path.split('.'):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        where = 'config' + ''.join(f'.{w}' for w in walked)
+        fields = (', '.join(sorted(node.keys()))
+                  if isinstance(node, ml_collections.ConfigDict) else
+                  'none (it is not a group)')
+        usage_exit(f'--config.{path}: {where} has no field {part!r}; its '
+                   f'fields: {fields}.')
+      node = node[part]
+      walked.append(part)
