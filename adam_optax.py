@@ -6,49 +6,48 @@ of Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015
 learning-rate scaling, weight decay) and for its types, so every transformation
 here drops into any Optax pipeline: ``optax.chain``, schedules,
 ``optax.inject_hyperparams``, ``optax.MultiSteps``, ``optax.masked``, clipping.
-
-Everything is a pure ``init``/``update`` pair over pytrees; the step count lives
-in the state, so the functions can be jitted, vmapped, scanned and checkpointed.
+Each is a pure ``init``/``update`` pair over pytrees with the step count in the
+state, so it can be jitted, vmapped, scanned and checkpointed.
 
 A drop-in for Optax's Adam family. Each of ``scale_by_adam``,
 ``scale_by_amsgrad``, ``scale_by_adamax``, ``adam``, ``adamw``, ``nadam``,
 ``nadamw``, ``amsgrad``, ``adamax`` and ``adamaxw`` takes Optax's arguments in
-Optax's positional order with Optax's defaults (extra options are keyword-only),
-and the states are Optax's own ``optax.ScaleByAdamState`` and
+Optax's positional order with Optax's defaults (``nadam`` and ``nadamw`` are,
+as in Optax, ``adam`` and ``adamw`` with ``nesterov=True`` bound), and the
+states are Optax's own ``optax.ScaleByAdamState`` and
 ``optax.ScaleByAmsgradState``, so ``isinstance`` checks and
 ``optax.tree_utils.tree_get``/``tree_set`` work unchanged. Params may be real
 or complex (the second moment is |g|^2 = conj(g) g), Python scalars, or
 contain ``None`` leaves. Where we differ from Optax on purpose:
 
-* Stricter arguments, checked at construction: a negative learning rate, eps,
-  eps_root or weight decay, b1/b2 outside [0, 1), a non-bool flag and a
-  non-floating dtype raise ``ValueError`` naming the argument (Optax accepts
-  them and fails late or silently: b1 = 1 or b2 = 1 gives NaN updates from
-  the first step, a negative rate ascends, the string 'False' is a true
-  flag). Only concrete Python/NumPy numbers are checked; a jax array or a
-  tracer (``inject_hyperparams``, ``vmap`` over rates) passes through
-  unchecked, so traced and array-valued hyperparameters work as in Optax.
+* Stricter arguments: :func:`check_hyperparameters` and the dtype checks
+  refuse bad values at construction, where Optax accepts them and fails late
+  or silently (b1 = 1 or b2 = 1 gives NaN updates from the first step, a
+  negative rate ascends, the string 'False' is a true flag).
 * Complex params: ``nu`` (and ``nu_max``, Adamax's ``u``) is stored in the
   real dtype (float32 for complex64), where Optax stores a complex array whose
   imaginary part stays 0: half the memory, and values equal to Optax's up to
-  rounding (a few ulps per step), not bit for bit. A real ``mu_dtype`` for a
-  complex leaf raises at ``init`` (Optax silently drops the imaginary part of
-  the momentum).
+  rounding, not bit for bit. A real ``mu_dtype`` for a complex leaf raises at
+  ``init`` (Optax silently drops the imaginary part of the momentum).
 * Integer (or Python ``int``) leaves get float moments and updates, as a
   float leaf would; Optax keeps their moments as integers, so nu rounds to 0
   after the first step.
 * The arithmetic runs in at least float32 (bf16/fp16 moments are upcast in
   registers; Optax computes in bf16) and updates come back in the gradient's
-  dtype. The extra options are keyword-only: ``nu_dtype``, ``amsgrad``, and
-  ``bias_correction_mu`` / ``bias_correction_nu`` on the whole Adam family
-  (Optax has the last two on ``amsgrad`` only, where ours take them
-  positionally too).
+  dtype.
+* Extra options, all keyword-only: ``nu_dtype``; ``bias_correction_mu`` /
+  ``bias_correction_nu`` on ``scale_by_adam`` and the optimizers built on it
+  (Optax has them on AMSGrad only, where ours take them positionally too);
+  ``amsgrad`` on ``adam``, ``adamw``, ``nadam`` and ``nadamw``, which swaps in
+  ``scale_by_amsgrad``; ``nesterov`` on ``scale_by_amsgrad``, so that swap
+  keeps NAdam's momentum.
 
 For real float32 and float64 params with the default options, one jitted
 step compiles to the same program as Optax's, so the results are
 bit-identical.
 """
 
+import functools
 import numbers
 from typing import Any, Callable, Optional, Union
 
@@ -65,6 +64,7 @@ __all__ = [
     'adamaxw',
     'adamw',
     'amsgrad',
+    'check_hyperparameters',
     'nadam',
     'nadamw',
     'scale_by_adam',
@@ -86,58 +86,77 @@ ScaleByAmsgradState = optax.ScaleByAmsgradState
 
 
 # ----------------------------------------------------------------------------
-# Argument checks. They run at construction, on concrete Python/NumPy numbers
-# only: a traced or array value (e.g. under optax.inject_hyperparams) is passed
-# through unchecked, since inspecting it would force a host sync or fail.
+# Argument checks, at construction.
+
+# name -> (whether a concrete value is accepted, what is accepted).
+_BELOW_ONE = (lambda value: 0.0 <= value < 1.0, 'in [0, 1)')
+_NON_NEGATIVE = (lambda value: value >= 0.0, '>= 0')
+_RANGES = {
+    'b1': _BELOW_ONE,
+    'b2': _BELOW_ONE,
+    'eps': _NON_NEGATIVE,
+    'eps_root': _NON_NEGATIVE,
+    'learning_rate': _NON_NEGATIVE,
+    'weight_decay': _NON_NEGATIVE,
+}
+_FLAGS = ('nesterov', 'amsgrad', 'bias_correction_mu', 'bias_correction_nu')
 
 
-def _is_concrete_number(value: Any) -> bool:
-  """Whether `value` is a plain Python/NumPy real number we can check."""
-  # numbers.Real covers np.float32 and np.int64, which are not Python floats
-  # or ints; jax arrays (and so tracers) are not registered with it.
-  return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def check_hyperparameters(**named_values: Any) -> None:
+  """Raises ValueError unless every hyperparameter given is acceptable.
 
+  Each keyword is checked by the rule of its name:
 
-def _check_unit_interval(name: str, value: Any) -> None:
-  """Raises unless a concrete `value` lies in [0, 1)."""
-  if _is_concrete_number(value) and not 0.0 <= value < 1.0:
-    raise ValueError(f'{name}={value!r} is invalid: it must lie in [0, 1).')
+  * ``b1``, ``b2``: in [0, 1). At 1 a moment never forgets and its bias
+    correction divides by 0.
+  * ``eps``, ``eps_root``, ``learning_rate``, ``weight_decay``: >= 0.
+  * ``nesterov``, ``amsgrad``, ``bias_correction_mu``,
+    ``bias_correction_nu``: a Python or NumPy bool. Flags choose the program
+    that is traced, so they must be static, and a truthy non-bool such as the
+    string 'False' would silently mean True.
 
+  Only concrete Python/NumPy numbers are range-checked: a jax array, a tracer
+  (``optax.inject_hyperparams``, ``vmap`` over rates) or a schedule passes
+  through, since reading it would force a host sync or fail.
 
-def _check_non_negative(name: str, value: Any) -> None:
-  """Raises unless a concrete `value` is >= 0."""
-  if _is_concrete_number(value) and not value >= 0.0:
-    raise ValueError(f'{name}={value!r} is invalid: it must be >= 0.')
+  Args:
+    **named_values: hyperparameters by name, e.g. ``b1=0.9, eps=1e-8``.
 
+  Raises:
+    ValueError: naming the first bad argument, its value and what is
+      accepted.
+    TypeError: for a name without a rule (a programming error).
 
-def _check_learning_rate(learning_rate: Any) -> None:
-  """Raises unless `learning_rate` is a schedule or a concrete value >= 0."""
-  if callable(learning_rate):
-    return
-  _check_non_negative('learning_rate', learning_rate)
-
-
-def _check_flag(name: str, value: Any) -> None:
-  """Raises unless `value` is a Python or NumPy bool.
-
-  The flags choose the program that is traced, so they must be static: a
-  traced flag could not be branched on, and a truthy non-bool such as the
-  string 'False' would silently mean True.
+  Example:
+    >>> import adam_optax
+    >>> adam_optax.check_hyperparameters(b1=0.9, eps=1e-8, nesterov=False)
+    >>> adam_optax.check_hyperparameters(b2=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: b2=1.0 is invalid: it must be in [0, 1).
   """
-  if not isinstance(value, (bool, np.bool_)):
-    raise ValueError(f'{name}={value!r} is invalid: it must be True or False.')
+  for name, value in named_values.items():
+    if name in _FLAGS:
+      if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(
+            f'{name}={value!r} is invalid: it must be True or False.')
+    elif name in _RANGES:
+      accepts, accepted = _RANGES[name]
+      # numbers.Real covers np.float32 and np.int64, which are not Python
+      # floats or ints; jax arrays (so tracers) and schedules are not in it.
+      concrete = (isinstance(value, numbers.Real)
+                  and not isinstance(value, bool))
+      if concrete and not accepts(value):
+        raise ValueError(
+            f'{name}={value!r} is invalid: it must be {accepted}.')
+    else:
+      raise TypeError(f'check_hyperparameters has no rule for {name!r}; '
+                      f'known: {", ".join([*_RANGES, *_FLAGS])}.')
 
 
 def _canonical_dtype(name: str, dtype: Optional[DType],
                      allow_complex: bool) -> Optional[jnp.dtype]:
-  """Returns `dtype` as a floating (or complex) jnp.dtype or None, else raises.
-
-  Args:
-    name: the argument's name, for the error message.
-    dtype: anything jnp.dtype accepts, or None.
-    allow_complex: whether a complex dtype is accepted (mu may be complex; nu
-      holds |g|^2, which is real).
-  """
+  """`dtype` as a canonical floating (or complex) jnp.dtype, None as None."""
   if dtype is None:
     return None
   kinds = (jnp.floating, jnp.complexfloating) if allow_complex else (
@@ -156,6 +175,16 @@ def _canonical_dtype(name: str, dtype: Optional[DType],
   return jax.dtypes.canonicalize_dtype(canonical)
 
 
+def _checked_dtypes(
+    mu_dtype: Optional[DType], nu_dtype: Optional[DType], **hyperparameters: Any
+) -> tuple[Optional[jnp.dtype], Optional[jnp.dtype]]:
+  """Checks `hyperparameters`; returns mu_dtype and nu_dtype canonical."""
+  check_hyperparameters(**hyperparameters)
+  # mu may be complex; nu holds |g|^2, which is real.
+  return (_canonical_dtype('mu_dtype', mu_dtype, allow_complex=True),
+          _canonical_dtype('nu_dtype', nu_dtype, allow_complex=False))
+
+
 # ----------------------------------------------------------------------------
 # Dtypes. Params may be any mix of real, complex, low-precision and integer
 # (or Python scalar) leaves; every leaf gets moments it can be updated in.
@@ -168,23 +197,11 @@ def _default_float() -> jnp.dtype:
 
 def _moment_dtype(leaf: Any, dtype: Optional[jnp.dtype],
                   real: bool) -> jnp.dtype:
-  """The storage dtype of a moment of `leaf`.
-
-  Args:
-    leaf: a params leaf (array or Python scalar).
-    dtype: the dtype asked for (mu_dtype or nu_dtype), or None for the
-      leaf's own.
-    real: whether the moment is real-valued (|g|^2, max |g|): complex leaves
-      then get their real counterpart (float32 for complex64).
-
-  Returns:
-    `dtype` if given; else the leaf's dtype (its real counterpart if `real`),
-    or the default float for integer and bool leaves, whose moments are not
-    integers.
-  """
+  """`dtype`, else the storage dtype of a (`real`-valued) moment of `leaf`."""
   if dtype is not None:
     return dtype
   leaf_dtype = jnp.result_type(leaf)
+  # An integer moment would round nu to 0 after the first step.
   if not jnp.issubdtype(leaf_dtype, jnp.inexact):
     return _default_float()
   if real and jnp.issubdtype(leaf_dtype, jnp.complexfloating):
@@ -213,20 +230,23 @@ def _first_moment_zeros(params: optax.Params,
 
 def _real_moment_zeros(params: optax.Params,
                        dtype: Optional[jnp.dtype]) -> optax.Updates:
-  """Zeros like `params` for a real-valued moment (v_t, u_t), see above."""
+  """Zeros like `params` for a real-valued moment (v_t, nu_max, u_t)."""
   return jax.tree.map(
       lambda leaf: jnp.zeros_like(leaf, dtype=_moment_dtype(leaf, dtype, True)),
       params)
 
 
-def _compute_dtype(*arrays: Any) -> jnp.dtype:
-  """The common dtype of `arrays`, promoted to at least float32.
+def _zero_state(params: optax.Params, mu_dtype: Optional[jnp.dtype],
+                nu_dtype: Optional[jnp.dtype]) -> tuple[jax.Array, Any, Any]:
+  """(count, mu, nu) at step 0: an int32 zero and zero moments."""
+  return (jnp.zeros([], jnp.int32), _first_moment_zeros(params, mu_dtype),
+          _real_moment_zeros(params, nu_dtype))
 
-  bf16/fp16 moments are upcast in registers (the bytes moved are unchanged),
-  so low-precision params and state do not also lose precision in the
-  arithmetic; float64 stays float64; complex stays complex; integer and
-  Python-scalar gradients compute in float.
-  """
+
+def _compute_dtype(*arrays: Any) -> jnp.dtype:
+  """The common dtype of `arrays`, promoted to at least float32."""
+  # Upcasting bf16/fp16 moments in registers moves no more bytes, and keeps
+  # low-precision state from also losing precision in the arithmetic.
   return jnp.promote_types(jnp.result_type(*arrays), jnp.float32)
 
 
@@ -236,12 +256,9 @@ def _real_dtype(dtype: jnp.dtype) -> jnp.dtype:
 
 
 def _cast(x: Any, dtype: jnp.dtype) -> jax.Array:
-  """`x` as an array of `dtype`; a complex to real cast keeps the real part.
-
-  Only used where the imaginary part is 0 (a real gradient's update computed
-  with a complex mu_dtype), so nothing is lost, and the real part is taken
-  explicitly rather than by a cast that warns.
-  """
+  """`x` as an array of `dtype`; a complex to real cast keeps the real part."""
+  # Only reached where the imaginary part is 0 (a real gradient's update
+  # computed with a complex mu_dtype); jnp.real avoids the cast's warning.
   x = jnp.asarray(x)
   if jnp.iscomplexobj(x) and not jnp.issubdtype(dtype, jnp.complexfloating):
     x = jnp.real(x)
@@ -255,24 +272,24 @@ def _update_dtype(g: Any) -> jnp.dtype:
 
 
 def _real_hyperparameter(value: Any) -> Any:
-  """The real part of a complex-typed array hyperparameter; others as is.
-
-  optax.inject_hyperparams casts numeric hyperparameters to the params'
-  dtype, so with complex params b1, b2, eps arrive as complex arrays with a
-  zero imaginary part. Python numbers pass untouched (no new ops in the
-  common case).
-  """
+  """The real part of a complex-typed array hyperparameter; others as is."""
+  # optax.inject_hyperparams casts numeric hyperparameters to the params'
+  # dtype, so complex params make b1, b2, eps complex arrays with a zero
+  # imaginary part. Python numbers pass untouched: no new ops in the common
+  # case.
   if isinstance(value, (jax.Array, np.ndarray)) and jnp.iscomplexobj(value):
     return jnp.real(value)
   return value
 
 
-def _bias_correction(decay: jax.Array, count: jax.Array) -> jax.Array:
-  """1 - decay**t in the widest enabled float (float32, or float64 with x64).
+# ----------------------------------------------------------------------------
+# Per-leaf arithmetic, shared by the transformations below.
 
-  Never in the moments' dtype: in bf16, 1 - 0.999**t rounds to 0 for small t.
-  Under x64 a float32 factor would cap float64 Adam at float32 accuracy.
-  """
+
+def _bias_correction(decay: jax.Array, count: jax.Array) -> jax.Array:
+  """1 - decay**t in the widest enabled float (float32, or float64 with x64)."""
+  # Never in the moments' dtype: in bf16, 1 - 0.999**t rounds to 0 for small
+  # t. Under x64 a float32 factor would cap float64 Adam at float32 accuracy.
   dtype = _default_float()
   return 1 - jnp.asarray(decay, dtype) ** count.astype(dtype)
 
@@ -288,17 +305,56 @@ def _first_moment(g: Any, m: jax.Array, b1: Any) -> jax.Array:
   return (1 - b1) * jnp.asarray(g).astype(dtype) + b1 * m.astype(dtype)
 
 
-def _squared_norm(g: Any, v: jax.Array) -> jax.Array:
-  """|g_t|^2 in the real compute precision of `g` and `v`.
-
-  For complex g this is conj(g) g, real and >= 0 (g * g would be complex and
-  could be negative); for real g it is g * g, as in Optax.
-  """
+def _second_moment(g: Any, v: jax.Array, b2: Any) -> jax.Array:
+  """v_t = b2 v_{t-1} + (1 - b2) |g_t|^2, in real compute precision."""
   dtype = _compute_dtype(g, v)
   g = jnp.asarray(g).astype(dtype)
-  if jnp.iscomplexobj(g):
-    return (g.conj() * g).real
-  return g * g
+  # conj(g) g is real and >= 0 where g * g would be complex; real g keeps
+  # Optax's g * g.
+  g2 = (g.conj() * g).real if jnp.iscomplexobj(g) else g * g
+  return (1 - b2) * g2 + b2 * v.astype(g2.dtype)
+
+
+def _moments(updates: optax.Updates, state: Any, b1: Any, b2: Any,
+             bias_correction_nu: bool) -> tuple[jax.Array, Any, Any, Any]:
+  """(t, m_t, v_t, v_hat_t) from the gradients and the state at t - 1."""
+  b1, b2 = map(_real_hyperparameter, (b1, b2))
+  count = optax.safe_increment(state.count)
+  mu = jax.tree.map(lambda g, m: _first_moment(g, m, b1), updates, state.mu)
+  nu = jax.tree.map(lambda g, v: _second_moment(g, v, b2), updates, state.nu)
+  if not bias_correction_nu:
+    return count, mu, nu, nu
+  bc2 = _bias_correction(b2, count)
+  return count, mu, nu, jax.tree.map(lambda v: v / bc2.astype(v.dtype), nu)
+
+
+def _directions(updates: optax.Updates, mu: optax.Updates,
+                nu_hat: optax.Updates, count: jax.Array, b1: Any, eps: Any,
+                eps_root: Any, nesterov: bool,
+                bias_correction_mu: bool) -> optax.Updates:
+  """u_t = m_hat_t / (sqrt(v_hat_t + eps_root) + eps), in the grads' dtypes."""
+  b1, eps, eps_root = map(_real_hyperparameter, (b1, eps, eps_root))
+  bc1 = _bias_correction(b1, count)
+  # NAdam looks one step ahead: its momentum term is corrected with t + 1.
+  bc1_next = _bias_correction(b1, optax.safe_increment(count))
+
+  def direction(g, m, v_hat):
+    """u_t of one leaf."""
+    dtype = _compute_dtype(g, m, v_hat)
+    g_, m = jnp.asarray(g).astype(dtype), m.astype(dtype)
+    v_hat = v_hat.astype(_real_dtype(dtype))
+    if nesterov and bias_correction_mu:
+      m_hat = (b1 * (m / bc1_next.astype(dtype))
+               + (1 - b1) * (g_ / bc1.astype(dtype)))
+    elif nesterov:
+      m_hat = b1 * m + (1 - b1) * g_
+    elif bias_correction_mu:
+      m_hat = m / bc1.astype(dtype)
+    else:
+      m_hat = m
+    return _cast(m_hat / (jnp.sqrt(v_hat + eps_root) + eps), _update_dtype(g))
+
+  return jax.tree.map(direction, updates, mu, nu_hat)
 
 
 # ----------------------------------------------------------------------------
@@ -314,7 +370,6 @@ def scale_by_adam(
     *,
     nu_dtype: Optional[DType] = None,
     nesterov: bool = False,
-    amsgrad: bool = False,
     bias_correction_mu: bool = True,
     bias_correction_nu: bool = True,
 ) -> optax.GradientTransformation:
@@ -348,14 +403,6 @@ def scale_by_adam(
   \beta_1^t)`, as in ``optax.nadam`` (without the two denominators if
   ``bias_correction_mu=False``).
 
-  With ``amsgrad=True`` (Reddi et al. 2018) the denominator uses
-  :math:`\hat v^{max}_t = \max(\hat v^{max}_{t-1}, \hat v_t)`, the running
-  maximum of the *bias-corrected* second moment. This is what
-  ``optax.amsgrad`` does. PyTorch's ``Adam(amsgrad=True)`` instead keeps the
-  maximum of the *raw* :math:`v_t` and divides it by the current
-  :math:`1 - \beta_2^t`; the two agree at step 1 and differ afterwards. We
-  follow Optax.
-
   Where eps sits: here (as in the paper, Optax and PyTorch) :math:`\varepsilon`
   is added to :math:`\sqrt{\hat v_t}`. TensorFlow/Keras add their
   :math:`\hat\varepsilon` to :math:`\sqrt{v_t}` before the bias correction,
@@ -375,23 +422,22 @@ def scale_by_adam(
       differentiating through the update, e.g. in meta-learning).
     mu_dtype: storage dtype of the first moment, floating or complex; None
       keeps the params' dtype.
-    nu_dtype: storage dtype of the second moment (and of ``nu_max``), a real
-      floating dtype; None keeps the params' real dtype. Use float32 with bf16
-      params: bf16's 8-bit mantissa cannot register the 0.1% change that
-      b2 = 0.999 makes per step, so a bf16 v_t stops tracking the gradients.
+    nu_dtype: storage dtype of the second moment, a real floating dtype; None
+      keeps the params' real dtype. Use float32 with bf16 params: bf16's 8-bit
+      mantissa cannot register the 0.1% change that b2 = 0.999 makes per
+      step, so a bf16 v_t stops tracking the gradients.
     nesterov: use Nesterov momentum (NAdam).
-    amsgrad: use the AMSGrad maximum of the second moment.
     bias_correction_mu: divide m_t by 1 - b1^t.
-    bias_correction_nu: divide v_t by 1 - b2^t (before the AMSGrad maximum).
+    bias_correction_nu: divide v_t by 1 - b2^t.
 
   Returns:
     An ``optax.GradientTransformation`` whose state is an
-    ``optax.ScaleByAdamState`` (``optax.ScaleByAmsgradState`` with amsgrad).
+    ``optax.ScaleByAdamState``.
 
   Raises:
-    ValueError: if a concrete b1/b2 is outside [0, 1), a concrete eps/eps_root
-      is negative, a flag is not a bool, or a dtype is not accepted; at
-      ``init``, if a complex param meets a real ``mu_dtype``.
+    ValueError: on an argument :func:`check_hyperparameters` refuses or a
+      dtype that is not accepted; at ``init``, if a complex param meets a
+      real ``mu_dtype``.
 
   Example:
     >>> import jax.numpy as jnp, optax, adam_optax
@@ -403,75 +449,22 @@ def scale_by_adam(
     >>> print(', '.join(f'{u:.4f}' for u in updates))  # each moves by ~lr
     -0.1000, 0.1000
   """
-  _check_unit_interval('b1', b1)
-  _check_unit_interval('b2', b2)
-  _check_non_negative('eps', eps)
-  _check_non_negative('eps_root', eps_root)
-  for name, flag in [('nesterov', nesterov), ('amsgrad', amsgrad),
-                     ('bias_correction_mu', bias_correction_mu),
-                     ('bias_correction_nu', bias_correction_nu)]:
-    _check_flag(name, flag)
-  mu_dtype = _canonical_dtype('mu_dtype', mu_dtype, allow_complex=True)
-  nu_dtype = _canonical_dtype('nu_dtype', nu_dtype, allow_complex=False)
+  mu_dtype, nu_dtype = _checked_dtypes(
+      mu_dtype, nu_dtype, b1=b1, b2=b2, eps=eps, eps_root=eps_root,
+      nesterov=nesterov, bias_correction_mu=bias_correction_mu,
+      bias_correction_nu=bias_correction_nu)
 
   def init_fn(params):
-    mu = _first_moment_zeros(params, mu_dtype)
-    nu = _real_moment_zeros(params, nu_dtype)
-    count = jnp.zeros([], jnp.int32)
-    if amsgrad:
-      nu_max = _real_moment_zeros(params, nu_dtype)
-      return ScaleByAmsgradState(count=count, mu=mu, nu=nu, nu_max=nu_max)
-    return ScaleByAdamState(count=count, mu=mu, nu=nu)
+    return ScaleByAdamState(*_zero_state(params, mu_dtype, nu_dtype))
 
   def update_fn(updates, state, params=None):
     del params
-    b1_, b2_, eps_, eps_root_ = map(_real_hyperparameter,
-                                    (b1, b2, eps, eps_root))
-    count = optax.safe_increment(state.count)
-    bc1 = _bias_correction(b1_, count)
-    bc2 = _bias_correction(b2_, count)
-    # NAdam looks one step ahead: its momentum term is corrected with t + 1.
-    bc1_next = _bias_correction(b1_, optax.safe_increment(count))
-
-    def second_moment(g, v):
-      """v_t = b2 v_{t-1} + (1 - b2) |g_t|^2, in compute precision."""
-      g2 = _squared_norm(g, v)
-      return (1 - b2_) * g2 + b2_ * v.astype(g2.dtype)
-
-    def direction(g, m, v_hat):
-      """u_t = m_hat_t / (sqrt(v_hat_t + eps_root) + eps), in g's dtype."""
-      dtype = _compute_dtype(g, m, v_hat)
-      g_, m = jnp.asarray(g).astype(dtype), m.astype(dtype)
-      v_hat = v_hat.astype(_real_dtype(dtype))
-      if nesterov and bias_correction_mu:
-        m_hat = (b1_ * (m / bc1_next.astype(dtype))
-                 + (1 - b1_) * (g_ / bc1.astype(dtype)))
-      elif nesterov:
-        m_hat = b1_ * m + (1 - b1_) * g_
-      elif bias_correction_mu:
-        m_hat = m / bc1.astype(dtype)
-      else:
-        m_hat = m
-      return _cast(m_hat / (jnp.sqrt(v_hat + eps_root_) + eps_),
-                   _update_dtype(g))
-
-    mu = jax.tree.map(lambda g, m: _first_moment(g, m, b1_), updates, state.mu)
-    nu = jax.tree.map(second_moment, updates, state.nu)
-    if bias_correction_nu:
-      nu_hat = jax.tree.map(lambda v: v / bc2.astype(v.dtype), nu)
-    else:
-      nu_hat = nu
-    if amsgrad:
-      nu_hat = jax.tree.map(lambda old, v: jnp.maximum(old.astype(v.dtype), v),
-                            state.nu_max, nu_hat)
-    updates = jax.tree.map(direction, updates, mu, nu_hat)
-
-    mu = optax.tree.cast_like(mu, state.mu)
-    nu = optax.tree.cast_like(nu, state.nu)
-    if amsgrad:
-      nu_max = optax.tree.cast_like(nu_hat, state.nu_max)
-      return updates, ScaleByAmsgradState(count, mu, nu, nu_max)
-    return updates, ScaleByAdamState(count, mu, nu)
+    count, mu, nu, nu_hat = _moments(updates, state, b1, b2,
+                                     bias_correction_nu)
+    updates = _directions(updates, mu, nu_hat, count, b1, eps, eps_root,
+                          nesterov, bias_correction_mu)
+    return updates, ScaleByAdamState(count, optax.tree.cast_like(mu, state.mu),
+                                     optax.tree.cast_like(nu, state.nu))
 
   return optax.GradientTransformation(init_fn, update_fn)
 
@@ -486,34 +479,66 @@ def scale_by_amsgrad(
     bias_correction_nu: bool = True,
     *,
     nu_dtype: Optional[DType] = None,
+    nesterov: bool = False,
 ) -> optax.GradientTransformation:
-  """Rescales gradients by AMSGrad (Reddi et al., 2018), as Optax's.
+  r"""Rescales gradients by AMSGrad (Reddi et al., 2018), as Optax's.
 
-  The same as :func:`scale_by_adam` with ``amsgrad=True``, with Optax's
-  signature: the bias-correction switches come right after ``mu_dtype`` and
-  may be passed positionally. Turn both off to match the AMSGrad paper, which
-  takes the maximum of the raw second moment and does not correct the first.
+  Adam (see :func:`scale_by_adam`) whose denominator uses
+  :math:`\hat v^{max}_t = \max(\hat v^{max}_{t-1}, \hat v_t)`, the running
+  maximum of the *bias-corrected* second moment, kept in the state as
+  ``nu_max``. This is what ``optax.amsgrad`` does. PyTorch's
+  ``Adam(amsgrad=True)`` instead keeps the maximum of the *raw* :math:`v_t`
+  and divides it by the current :math:`1 - \beta_2^t`; the two agree at step
+  1 and differ afterwards. We follow Optax. Turn both bias corrections off
+  to match the AMSGrad paper, which takes the maximum of the raw second
+  moment and does not correct the first.
 
   Args:
     b1: decay rate of the first moment, in [0, 1).
     b2: decay rate of the second moment, in [0, 1).
     eps: added to the denominator outside the square root, >= 0.
     eps_root: added inside the square root, >= 0.
-    mu_dtype: storage dtype of the first moment; None keeps the params'.
+    mu_dtype: storage dtype of the first moment, floating or complex; None
+      keeps the params' dtype.
     bias_correction_mu: divide m_t by 1 - b1^t.
     bias_correction_nu: divide v_t by 1 - b2^t before the running maximum.
-    nu_dtype: storage dtype of nu and nu_max; None keeps the params' real
-      dtype.
+    nu_dtype: storage dtype of nu and nu_max, a real floating dtype; None
+      keeps the params' real dtype.
+    nesterov: use Nesterov momentum, as :func:`scale_by_adam` does (Optax's
+      ``scale_by_amsgrad`` has no such option).
 
   Returns:
-    An ``optax.GradientTransformation`` with an ``optax.ScaleByAmsgradState``.
+    An ``optax.GradientTransformation`` whose state is an
+    ``optax.ScaleByAmsgradState``.
 
   Raises:
-    ValueError: as :func:`scale_by_adam`.
+    ValueError: on an argument :func:`check_hyperparameters` refuses or a
+      dtype that is not accepted; at ``init``, if a complex param meets a
+      real ``mu_dtype``.
   """
-  return scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nu_dtype=nu_dtype,
-                       amsgrad=True, bias_correction_mu=bias_correction_mu,
-                       bias_correction_nu=bias_correction_nu)
+  mu_dtype, nu_dtype = _checked_dtypes(
+      mu_dtype, nu_dtype, b1=b1, b2=b2, eps=eps, eps_root=eps_root,
+      nesterov=nesterov, bias_correction_mu=bias_correction_mu,
+      bias_correction_nu=bias_correction_nu)
+
+  def init_fn(params):
+    return ScaleByAmsgradState(*_zero_state(params, mu_dtype, nu_dtype),
+                               nu_max=_real_moment_zeros(params, nu_dtype))
+
+  def update_fn(updates, state, params=None):
+    del params
+    count, mu, nu, nu_hat = _moments(updates, state, b1, b2,
+                                     bias_correction_nu)
+    nu_max = jax.tree.map(lambda old, v: jnp.maximum(old.astype(v.dtype), v),
+                          state.nu_max, nu_hat)
+    updates = _directions(updates, mu, nu_max, count, b1, eps, eps_root,
+                          nesterov, bias_correction_mu)
+    return updates, ScaleByAmsgradState(
+        count, optax.tree.cast_like(mu, state.mu),
+        optax.tree.cast_like(nu, state.nu),
+        optax.tree.cast_like(nu_max, state.nu_max))
+
+  return optax.GradientTransformation(init_fn, update_fn)
 
 
 def scale_by_adamax(
@@ -546,16 +571,10 @@ def scale_by_adamax(
   Raises:
     ValueError: if a concrete b1/b2 is outside [0, 1) or eps is negative.
   """
-  _check_unit_interval('b1', b1)
-  _check_unit_interval('b2', b2)
-  _check_non_negative('eps', eps)
+  check_hyperparameters(b1=b1, b2=b2, eps=eps)
 
   def init_fn(params):
-    return ScaleByAdamState(
-        count=jnp.zeros([], jnp.int32),
-        mu=_first_moment_zeros(params, None),
-        nu=_real_moment_zeros(params, None),
-    )
+    return ScaleByAdamState(*_zero_state(params, None, None))
 
   def update_fn(updates, state, params=None):
     del params
@@ -590,10 +609,12 @@ def scale_by_adamax(
 # and defaults are Optax's; the extra options are keyword-only.
 
 
-def _check_weight_decay(weight_decay: Any) -> None:
-  """Raises unless `weight_decay` is a schedule or a concrete value >= 0."""
-  if not callable(weight_decay):
-    _check_non_negative('weight_decay', weight_decay)
+def _scale_by_adam_or_amsgrad(*args: Any, amsgrad: bool,
+                              **options: Any) -> optax.GradientTransformation:
+  """scale_by_amsgrad(*args, **options) if `amsgrad`, else scale_by_adam."""
+  # Checked before the branch: the string 'False' would pick AMSGrad.
+  check_hyperparameters(amsgrad=amsgrad)
+  return (scale_by_amsgrad if amsgrad else scale_by_adam)(*args, **options)
 
 
 def adam(
@@ -622,7 +643,10 @@ def adam(
     mu_dtype: storage dtype of the first moment; None keeps the params' dtype.
     nu_dtype: storage dtype of the second moment; None keeps the params'.
     nesterov: use Nesterov momentum (see :func:`nadam`).
-    amsgrad: use the AMSGrad maximum (see :func:`amsgrad`).
+    amsgrad: keyword-only switch: True takes the direction from
+      :func:`scale_by_amsgrad` (the AMSGrad running maximum, state
+      ``optax.ScaleByAmsgradState``) instead of :func:`scale_by_adam`, with
+      the same arguments.
     bias_correction_mu: divide m_t by 1 - b1^t (False: the paper's
       uncorrected ablation, section 6.4).
     bias_correction_nu: divide v_t by 1 - b2^t.
@@ -647,12 +671,12 @@ def adam(
     >>> print(f'{f(params):.4f}')
     0.0005
   """
-  _check_learning_rate(learning_rate)
+  check_hyperparameters(learning_rate=learning_rate)
   return optax.chain(
-      scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov,
-                    nu_dtype=nu_dtype, amsgrad=amsgrad,
-                    bias_correction_mu=bias_correction_mu,
-                    bias_correction_nu=bias_correction_nu),
+      _scale_by_adam_or_amsgrad(
+          b1, b2, eps, eps_root, mu_dtype, amsgrad=amsgrad, nu_dtype=nu_dtype,
+          nesterov=nesterov, bias_correction_mu=bias_correction_mu,
+          bias_correction_nu=bias_correction_nu),
       optax.scale_by_learning_rate(learning_rate),
   )
 
@@ -691,7 +715,8 @@ def adamw(
       pytree); weight decay applies where True. None decays every leaf.
     nu_dtype: storage dtype of the second moment.
     nesterov: use Nesterov momentum (see :func:`nadamw`).
-    amsgrad: use the AMSGrad maximum.
+    amsgrad: keyword-only switch: True takes the direction from
+      :func:`scale_by_amsgrad` instead of :func:`scale_by_adam`.
     bias_correction_mu: divide m_t by 1 - b1^t.
     bias_correction_nu: divide v_t by 1 - b2^t.
 
@@ -702,35 +727,24 @@ def adamw(
     ValueError: on an out-of-range concrete hyperparameter, a non-bool flag
       or a bad dtype.
   """
-  _check_learning_rate(learning_rate)
-  _check_weight_decay(weight_decay)
+  check_hyperparameters(learning_rate=learning_rate, weight_decay=weight_decay)
   return optax.chain(
-      scale_by_adam(b1, b2, eps, eps_root, mu_dtype, nesterov=nesterov,
-                    nu_dtype=nu_dtype, amsgrad=amsgrad,
-                    bias_correction_mu=bias_correction_mu,
-                    bias_correction_nu=bias_correction_nu),
+      _scale_by_adam_or_amsgrad(
+          b1, b2, eps, eps_root, mu_dtype, amsgrad=amsgrad, nu_dtype=nu_dtype,
+          nesterov=nesterov, bias_correction_mu=bias_correction_mu,
+          bias_correction_nu=bias_correction_nu),
       optax.add_decayed_weights(weight_decay, mask),
       optax.scale_by_learning_rate(learning_rate),
   )
 
 
-def nadam(
-    learning_rate: ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    mu_dtype: Optional[DType] = None,
-    *,
-    nu_dtype: Optional[DType] = None,
-    nesterov: bool = True,
-    bias_correction_mu: bool = True,
-    bias_correction_nu: bool = True,
-) -> optax.GradientTransformationExtraArgs:
-  """Adam with Nesterov momentum (NAdam, Dozat 2016), as ``optax.nadam``.
+nadam = functools.partial(adam, nesterov=True)
+nadam.__doc__ = r"""Adam with Nesterov momentum (NAdam, Dozat 2016).
 
-  Like ``optax.nadam`` (which is ``adam`` with ``nesterov=True`` bound), it
-  takes ``nesterov``, and ``nesterov=False`` gives plain Adam.
+  As ``optax.nadam``, ``functools.partial(adam, nesterov=True)``: it takes
+  every argument of :func:`adam`, and ``nesterov=False`` gives plain Adam.
+  The momentum term looks one step ahead: :math:`\hat m_t = \beta_1 m_t /
+  (1 - \beta_1^{t+1}) + (1 - \beta_1) g_t / (1 - \beta_1^t)`.
 
   Args:
     learning_rate: a float >= 0 or a schedule.
@@ -740,35 +754,24 @@ def nadam(
     eps_root: added inside the square root, >= 0.
     mu_dtype: storage dtype of the first moment.
     nu_dtype: storage dtype of the second moment.
-    nesterov: use Nesterov momentum.
+    nesterov: use Nesterov momentum (default True).
+    amsgrad: keyword-only switch to :func:`scale_by_amsgrad`'s running
+      maximum, keeping the Nesterov momentum.
     bias_correction_mu: apply the two bias corrections of the momentum term.
     bias_correction_nu: divide v_t by 1 - b2^t.
 
   Returns:
     An Optax gradient transformation.
+
+  Raises:
+    ValueError: as :func:`adam`.
   """
-  return adam(learning_rate, b1, b2, eps, eps_root, mu_dtype,
-              nesterov=nesterov, nu_dtype=nu_dtype,
-              bias_correction_mu=bias_correction_mu,
-              bias_correction_nu=bias_correction_nu)
 
+nadamw = functools.partial(adamw, nesterov=True)
+nadamw.__doc__ = r"""NAdam with decoupled weight decay, as ``optax.nadamw``.
 
-def nadamw(
-    learning_rate: ScalarOrSchedule,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    mu_dtype: Optional[DType] = None,
-    weight_decay: ScalarOrSchedule = 1e-4,
-    mask: MaskOrFn = None,
-    *,
-    nu_dtype: Optional[DType] = None,
-    nesterov: bool = True,
-    bias_correction_mu: bool = True,
-    bias_correction_nu: bool = True,
-) -> optax.GradientTransformationExtraArgs:
-  """NAdam with decoupled weight decay, as ``optax.nadamw``.
+  As ``optax.nadamw``, ``functools.partial(adamw, nesterov=True)``:
+  :func:`adamw` with the momentum term of :func:`nadam`.
 
   Args:
     learning_rate: a float >= 0 or a schedule.
@@ -780,17 +783,18 @@ def nadamw(
     weight_decay: a float >= 0 or a schedule, multiplied by the rate.
     mask: where weight decay applies (see :func:`adamw`).
     nu_dtype: storage dtype of the second moment.
-    nesterov: use Nesterov momentum.
+    nesterov: use Nesterov momentum (default True).
+    amsgrad: keyword-only switch to :func:`scale_by_amsgrad`'s running
+      maximum, keeping the Nesterov momentum.
     bias_correction_mu: apply the two bias corrections of the momentum term.
     bias_correction_nu: divide v_t by 1 - b2^t.
 
   Returns:
     An Optax gradient transformation; ``update`` needs ``params``.
+
+  Raises:
+    ValueError: as :func:`adamw`.
   """
-  return adamw(learning_rate, b1, b2, eps, eps_root, mu_dtype, weight_decay,
-               mask, nesterov=nesterov, nu_dtype=nu_dtype,
-               bias_correction_mu=bias_correction_mu,
-               bias_correction_nu=bias_correction_nu)
 
 
 def amsgrad(
@@ -805,7 +809,7 @@ def amsgrad(
     *,
     nu_dtype: Optional[DType] = None,
 ) -> optax.GradientTransformationExtraArgs:
-  """AMSGrad (Reddi et al., 2018) as ``optax.amsgrad`` (see scale_by_adam).
+  """AMSGrad (Reddi et al., 2018) as ``optax.amsgrad`` (see scale_by_amsgrad).
 
   Args:
     learning_rate: a float >= 0 or a schedule.
@@ -820,8 +824,12 @@ def amsgrad(
 
   Returns:
     An Optax gradient transformation.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter, a non-bool flag
+      or a bad dtype.
   """
-  _check_learning_rate(learning_rate)
+  check_hyperparameters(learning_rate=learning_rate)
   return optax.chain(
       scale_by_amsgrad(b1, b2, eps, eps_root, mu_dtype, bias_correction_mu,
                        bias_correction_nu, nu_dtype=nu_dtype),
@@ -845,8 +853,11 @@ def adamax(
 
   Returns:
     An Optax gradient transformation.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
   """
-  _check_learning_rate(learning_rate)
+  check_hyperparameters(learning_rate=learning_rate)
   return optax.chain(
       scale_by_adamax(b1, b2, eps),
       optax.scale_by_learning_rate(learning_rate),
@@ -873,9 +884,11 @@ def adamaxw(
 
   Returns:
     An Optax gradient transformation; ``update`` needs ``params``.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
   """
-  _check_learning_rate(learning_rate)
-  _check_weight_decay(weight_decay)
+  check_hyperparameters(learning_rate=learning_rate, weight_decay=weight_decay)
   return optax.chain(
       scale_by_adamax(b1, b2, eps),
       optax.add_decayed_weights(weight_decay, mask),

@@ -2,15 +2,16 @@
 
   python main.py --config=configs/mnist.py --workdir=/tmp/mnist
 
-`adamjax.trainer.setup` turns the config into data, model, optimizer and state
-(resuming from the newest checkpoint); each epoch dispatches the jitted steps
-(`adamjax.trainer.steps`), evaluates exactly, logs a metrics row and saves the
-whole state. Ctrl-C or SIGTERM saves and stops; rerunning resumes.
+`trainer.setup` turns the config into data, model, optimizer and state (the
+newest checkpoint's, if the workdir has one). Each epoch dispatches the jitted
+steps, evaluates every held-out example once, appends a row to metrics.jsonl
+and checkpoints the whole state. Ctrl-C or SIGTERM saves and stops; the same
+command resumes exactly.
 """
 
 import os
 import time
-from typing import Iterator
+from typing import Any, Iterator
 
 from absl import logging
 import jax
@@ -31,45 +32,76 @@ from adamjax.trainer import steps as steps_lib
 from adamjax.trainer.train_state import TrainState
 
 
-def _dispatch_groups(batch_indices: jax.Array,
-                     size: int) -> Iterator[jax.Array]:
-  """Splits (steps, B) indices into consecutive (<= size, B) groups."""
-  for start in range(0, batch_indices.shape[0], size):
-    yield batch_indices[start:start + size]
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str) -> TrainState:
+  """Trains for config.num_epochs, evaluating, logging and checkpointing.
 
-def _save(run: setup_lib.Run, state: TrainState) -> None:
-  """Starts an asynchronous checkpoint of `state`."""
-  run.checkpoints.save(state, {'num_train': len(run.train.labels),
-                               'epoch': int(state.epoch),
-                               'position': int(state.position)})
+  Resumes from the newest intact checkpoint in workdir if there is one.
+  Writes workdir/config.json, one JSON row per epoch to metrics.jsonl,
+  TensorBoard events to tensorboard/ and checkpoints to checkpoints/.
 
-def _stopped(run: setup_lib.Run, stop: control.StopRequest, where: str) -> None:
-  """Waits for the saved checkpoint, then raises InterruptedRun saying `where`."""
-  run.checkpoints.wait()
-  raise errors.InterruptedRun(
-      f'Stopped by {stop.signal_name} {where}; checkpoint saved in '
-      f'{run.checkpoints.directory}. Rerun the same command to resume.')
+  Args:
+    config: the experiment config (see configs/default.py).
+    workdir: the output folder (created if missing).
 
-def train_epoch(
-    run: setup_lib.Run,
-    state: TrainState,
-    log: metrics_log.RunLog,
-    stop: control.StopRequest,
-    progress: tqdm.tqdm,
-) -> TrainState:
+  Returns:
+    The final TrainState.
+
+  Raises:
+    errors.UserError: on a bad config, dataset or workdir, a divergence, or
+      an interruption (after saving).
+  """
+  run = setup_lib.setup(config, workdir)
+  state = run.state
+  log = metrics_log.RunLog(workdir, run.step, config.log_every_steps,
+                           config.progress_every_s)
+  logging.info('Training on %s (%d train / %d test examples), %d steps per '
+               'epoch, %d gradient chunks per device batch, %d devices in %d '
+               'process(es): %s', config.dataset, len(run.train.labels),
+               len(run.test.labels), run.steps_per_epoch, run.grad_chunks,
+               run.mesh.size, jax.process_count(), run.mesh.devices.tolist())
+  try:
+    with control.StopRequest() as stop:
+      while int(state.epoch) <= config.num_epochs:
+        epoch, done_before = int(state.epoch), int(state.position)
+        start = time.perf_counter()
+        with _progress_bar(run, epoch, done_before) as progress:
+          state = train_epoch(run, state, log, stop, progress)
+        seconds = time.perf_counter() - start
+        metrics = _epoch_metrics(run, state, seconds, done_before)
+        if log.write_epoch(metrics, int(state.step)):
+          logging.info(metrics_log.format_epoch(metrics))
+        # The row is written first: a kill between the two repeats the
+        # epoch's training exactly but never its row (see metrics_log).
+        state = state.next_epoch()
+        _save(run, state)
+        if stop.signal_name is not None:
+          # Asked to stop during the evaluation: the epoch is saved, so stop
+          # here rather than start the next one (or let compare start its
+          # next run).
+          _stopped(run, stop, f'after epoch {epoch} (step {int(state.step)})')
+  finally:
+    log.close()
+    run.checkpoints.close()
+  return state
+
+
+def train_epoch(run: setup_lib.Run, state: TrainState,
+                log: metrics_log.RunLog, stop: control.StopRequest,
+                progress: tqdm.tqdm) -> TrainState:
   """Trains from the state's position to the end of its epoch.
 
   Groups of `steps_per_dispatch` steps are queued back to back; while group
-  i runs, the host reads group i-1's losses (already computed) to check and
-  log them, so the device never waits on the host. A checkpoint is saved
-  every config.checkpoint_every_steps steps (at the end of a group).
+  i runs, the host reads group i-1's losses to check and log them, so the
+  device never waits on the host. A checkpoint is saved every
+  config.checkpoint_every_steps steps (at the end of a group).
 
   Args:
-    run: the setup_lib.Run (data, config, checkpoints).
+    run: the data, config and checkpoints (trainer.setup).
     state: the TrainState, anywhere within an epoch (donated group by group).
     log: where step losses and progress lines go.
-    stop: checked after each group; if set, a checkpoint is saved and the
-      run stops.
+    stop: checked after each group; if set, the state is saved and the run
+      stops.
     progress: the progress bar to advance.
 
   Returns:
@@ -80,18 +112,18 @@ def train_epoch(
     errors.InterruptedRun: after saving, when a stop was requested.
   """
   config = run.config
-  epoch, position, step = int(state.epoch), int(state.position), int(
-      state.step)
+  epoch, position, step = (int(state.epoch), int(state.position),
+                           int(state.step))
   every = config.checkpoint_every_steps
-  # Every process draws the whole order from the seed on its own device (a
-  # few kB), then feeds only its devices' columns of each batch.
-  batches = order.epoch_batches(jax.random.wrap_key_data(np.asarray(state.data_key)),
-                        epoch, len(run.train.labels), config.batch_size)
+  # Every process draws the whole order from the seed (a few kB), then feeds
+  # only its own devices' columns of each batch.
+  batches = order.epoch_batches(
+      jax.random.wrap_key_data(np.asarray(state.data_key)), epoch,
+      len(run.train.labels), config.batch_size)
   batch_indices = distributed.feed(np.asarray(batches)[position:], run.mesh,
                                    axis=1)
   pending = None
-  # Steps and batch position dispatched so far; the device may still be
-  # running the last group.
+  # What has been dispatched; the device may still be running the last group.
   dispatched_step, dispatched_position = step, position
 
   def collect(metrics):
@@ -106,10 +138,9 @@ def train_epoch(
     progress.update(len(losses))
 
   for group in _dispatch_groups(batch_indices, config.steps_per_dispatch):
-    state, metrics = steps_lib.train_steps(state, run.train.images, run.train.labels,
-                                 group, run.grad_chunks, run.options,
-                                 run.mesh,
-                                 config.shard_optimizer_state)
+    state, metrics = steps_lib.train_steps(
+        state, run.train.images, run.train.labels, group, run.grad_chunks,
+        run.options, run.mesh, config.shard_optimizer_state)
     if pending is not None:
       collect(pending)
     pending = metrics
@@ -128,75 +159,6 @@ def train_epoch(
   collect(pending)
   return state
 
-def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str
-) -> TrainState:
-  """Trains for config.num_epochs, evaluating, logging and checkpointing.
-
-  Resumes from the newest checkpoint in workdir if there is one (see
-  checkpointing.py). Writes workdir/config.json, appends one JSON object per
-  epoch to workdir/metrics.jsonl, TensorBoard events to workdir/tensorboard
-  and checkpoints to workdir/checkpoints.
-
-  Args:
-    config: the experiment config (see configs/default.py).
-    workdir: the output folder (created if missing).
-
-  Returns:
-    The final TrainState.
-  """
-  run = setup_lib.setup(config, workdir)
-  state = run.state
-  log = metrics_log.RunLog(workdir, run.step, config.log_every_steps,
-                           config.progress_every_s)
-  logging.info('Training on %s (%d train / %d test examples), %d steps per '
-               'epoch, %d gradient chunks per device batch, %d devices in %d '
-               'process(es): %s', config.dataset, len(run.train.labels),
-               len(run.test.labels), run.steps_per_epoch, run.grad_chunks,
-               run.mesh.size, jax.process_count(), run.mesh.devices.tolist())
-  try:
-    with control.StopRequest() as stop:
-      while int(state.epoch) <= config.num_epochs:
-        epoch = int(state.epoch)
-        start = time.perf_counter()
-        done_before = int(state.position)
-        with tqdm.tqdm(total=run.steps_per_epoch, initial=done_before,
-                       desc=f'epoch {epoch}', unit='step',
-                       disable=(None if config.progress_bar and
-                                jax.process_index() == 0 else True),
-                       leave=False) as progress:
-          state = train_epoch(run, state, log, stop, progress)
-        epoch_time = time.perf_counter() - start
-        steps = run.steps_per_epoch
-        train_loss = float(state.loss_sum) / steps
-        control.check_divergence(train_loss, epoch, input_pipeline.NUM_CLASSES)
-        result = evaluation.evaluate(state, run.test,
-                              min(config.eval_batch_size, len(run.test.labels)))
-        metrics = {
-            'train_loss': train_loss,
-            'train_accuracy': float(state.accuracy_sum) / steps,
-            'epoch': epoch,
-            f'{run.eval_name}_loss': result['loss'],
-            f'{run.eval_name}_accuracy': result['accuracy'],
-            'epoch_time_s': epoch_time,
-            'images_per_s': ((steps - done_before) * config.batch_size /
-                             epoch_time),
-        }
-        if log.write_epoch(metrics, int(state.step)):
-          logging.info(metrics_log.format_epoch(metrics))
-        # The row is written first: a kill between the two repeats the
-        # epoch's training exactly but never its row (see metrics_log).
-        state = state.next_epoch()
-        _save(run, state)
-        if stop.signal_name is not None:
-          # Asked to stop during an evaluation: the end of the epoch is
-          # saved, so stop here rather than start the next epoch (or let a
-          # caller such as compare.py start its next run).
-          _stopped(run, stop, f'after epoch {epoch} (step {int(state.step)})')
-  finally:
-    log.close()
-    run.checkpoints.close()
-  return state
 
 def evaluate_saved(config: ml_collections.ConfigDict,
                    workdir: str) -> dict[str, float]:
@@ -207,7 +169,7 @@ def evaluate_saved(config: ml_collections.ConfigDict,
     workdir: the run's folder.
 
   Returns:
-    {'loss', 'accuracy'} on the test split, also logged.
+    {'loss', 'accuracy'} on the test split, also printed.
 
   Raises:
     errors.WorkdirError: if workdir holds no checkpoint.
@@ -221,11 +183,65 @@ def evaluate_saved(config: ml_collections.ConfigDict,
   try:
     if not run.checkpoints.steps():
       raise errors.WorkdirError(f'No checkpoint to evaluate in {directory}.')
-    result = evaluation.evaluate(run.state, run.test,
-                      min(config.eval_batch_size, len(run.test.labels)))
+    result = _evaluate(run, run.state)
   finally:
     run.checkpoints.close()
   print(f'step {run.step}: test loss {result["loss"]:.4f}, test accuracy '
         f'{100 * result["accuracy"]:.2f}% ({len(run.test.labels)} examples)',
         flush=True)
   return result
+
+
+def _evaluate(run: setup_lib.Run, state: TrainState) -> dict[str, float]:
+  """Loss and accuracy on the run's held-out split."""
+  return evaluation.evaluate(
+      state, run.test, min(run.config.eval_batch_size, len(run.test.labels)))
+
+
+def _epoch_metrics(run: setup_lib.Run, state: TrainState, seconds: float,
+                   done_before: int) -> dict[str, Any]:
+  """The epoch's metrics.jsonl row; refuses an epoch that diverged."""
+  steps = run.steps_per_epoch
+  train_loss = float(state.loss_sum) / steps
+  control.check_divergence(train_loss, int(state.epoch),
+                           input_pipeline.NUM_CLASSES)
+  result = _evaluate(run, state)
+  return {
+      'train_loss': train_loss,
+      'train_accuracy': float(state.accuracy_sum) / steps,
+      'epoch': int(state.epoch),
+      f'{run.eval_name}_loss': result['loss'],
+      f'{run.eval_name}_accuracy': result['accuracy'],
+      'epoch_time_s': seconds,
+      'images_per_s': (steps - done_before) * run.config.batch_size / seconds,
+  }
+
+
+def _progress_bar(run: setup_lib.Run, epoch: int, done: int) -> tqdm.tqdm:
+  """The epoch's tqdm bar (process 0 only, and only if the config wants it)."""
+  wanted = run.config.progress_bar and jax.process_index() == 0
+  return tqdm.tqdm(total=run.steps_per_epoch, initial=done,
+                   desc=f'epoch {epoch}', unit='step',
+                   disable=None if wanted else True, leave=False)
+
+
+def _dispatch_groups(batch_indices: jax.Array,
+                     size: int) -> Iterator[jax.Array]:
+  """Splits (steps, B) indices into consecutive (<= size, B) groups."""
+  for start in range(0, batch_indices.shape[0], size):
+    yield batch_indices[start:start + size]
+
+
+def _save(run: setup_lib.Run, state: TrainState) -> None:
+  """Starts an asynchronous checkpoint of `state`."""
+  run.checkpoints.save(state, {'num_train': len(run.train.labels),
+                               'epoch': int(state.epoch),
+                               'position': int(state.position)})
+
+
+def _stopped(run: setup_lib.Run, stop: control.StopRequest, where: str) -> None:
+  """Waits for the saved checkpoint, then raises InterruptedRun saying `where`."""
+  run.checkpoints.wait()
+  raise errors.InterruptedRun(
+      f'Stopped by {stop.signal_name} {where}; checkpoint saved in '
+      f'{run.checkpoints.directory}. Rerun the same command to resume.')

@@ -14,19 +14,16 @@ import jax.numpy as jnp
 
 @jax.custom_vjp
 def max_pool_2x2(x: jax.Array) -> jax.Array:
-  """2x2, stride-2 max pooling of NHWC `x` (even H and W), as nn.max_pool.
+  """2x2, stride-2 max pooling, bit-identical to nn.max_pool.
 
-  The forward pass is a reshape and a max, bit-identical to nn.max_pool. The
-  backward pass routes each window's gradient to its first maximum in
-  row-major order, exactly as XLA's select-and-scatter (the gradient of
-  nn.max_pool) does, but as elementwise selects: XLA:CPU runs
-  select-and-scatter as a slow scalar loop (11 ms of a 35 ms batch-64 step).
+  The gradient goes to each window's first maximum in row-major order, as in
+  XLA's select-and-scatter, but through elementwise selects (see xla_cpu).
 
   Args:
     x: activations (N, H, W, C) with H and W even.
 
   Returns:
-    The pooled activations (N, H / 2, W / 2, C).
+    (N, H / 2, W / 2, C).
   """
   n, h, w, c = x.shape
   return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
@@ -68,8 +65,8 @@ max_pool_2x2.defvjp(_max_pool_2x2_fwd, _max_pool_2x2_bwd)
 def max_pool(x: jax.Array) -> jax.Array:
   """2x2, stride-2 max pooling: max_pool_2x2 on CPU, nn.max_pool elsewhere.
 
-  Both give bit-identical values and gradients; the custom gradient is only
-  known to be faster on XLA:CPU, so GPUs and TPUs keep XLA's own.
+  Both are bit-identical; the custom gradient is only known to be faster on
+  XLA:CPU.
   """
   if jax.default_backend() == 'cpu':
     return max_pool_2x2(x)
@@ -77,12 +74,10 @@ def max_pool(x: jax.Array) -> jax.Array:
 
 
 class CNN(nn.Module):
-  """Conv5x5(f1)-ReLU-MaxPool2 -> Conv5x5(f2)-ReLU-MaxPool2 -> Dense(10).
+  """Conv5x5(f1)-ReLU-MaxPool2 -> Conv5x5(f2)-ReLU-MaxPool2 -> Dropout-Dense.
 
-  With the default features (32, 64) this is the seed's CNN: both
-  convolutions are VALID, so a 28x28 input becomes 24 -> 12 -> 8 -> 4, and
-  the classifier sees 4*4*64 = 1024 features (62,346 parameters). Optional
-  dropout before the classifier.
+  The default is the seed's CNN: VALID convolutions take 28x28 to 24 -> 12 ->
+  8 -> 4, so the classifier sees 1024 features (62,346 parameters).
   """
 
   num_classes: int = 10
@@ -104,8 +99,8 @@ class CNN(nn.Module):
 class MLP(nn.Module):
   """Fully connected ReLU layers with dropout, as in Kingma & Ba section 6.2.
 
-  The default, 784-1000-1000-10, has 1,796,010 parameters. Dropout acts on
-  the input (input_dropout_rate) and after each hidden layer (dropout_rate).
+  The default, 784-1000-1000-10, has 1,796,010 parameters. Dropout acts on the
+  input and after each hidden layer.
   """
 
   num_classes: int = 10
@@ -136,7 +131,6 @@ class LogisticRegression(nn.Module):
     return nn.Dense(self.num_classes)(x.reshape((x.shape[0], -1)))
 
 
-# name -> factory(**options) -> nn.Module.
 MODELS: dict[str, Callable[..., nn.Module]] = {
     'cnn': CNN,
     'cnn_wide': functools.partial(CNN, features=(64, 128)),
@@ -150,11 +144,7 @@ def create_model(name: str, **options: Any) -> nn.Module:
 
   Args:
     name: a key of MODELS.
-    **options: module fields, e.g. dropout_rate; entries whose value is None
-      keep the model's default.
-
-  Returns:
-    The Flax module.
+    **options: module fields, e.g. dropout_rate; None keeps the default.
 
   Raises:
     ValueError: on an unknown name or an option the model does not have.

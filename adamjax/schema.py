@@ -65,10 +65,25 @@ def _numbers(accepted: checks.Range, example: str,
       name, value, _number(accepted, integer), example=example)
 
 
-def _names(name: str, value: Any) -> tuple[str, ...]:
-  """A check of a non-empty tuple of distinct registry optimizers."""
+def _names(name: str, value: Any, distinct: bool = True) -> tuple[str, ...]:
+  """A check of a non-empty tuple of registry optimizers."""
   return checks.sequence(name, value, _choice(registry.OPTIMIZERS),
-                         example='"(\'adam\', \'sgd\')"')
+                         example='"(\'adam\', \'sgd\')"', distinct=distinct)
+
+
+def _or_empty(check: Check) -> Check:
+  """`check`, or the empty tuple (meaning: not used)."""
+  return lambda name, value: value if value == () else check(name, value)
+
+
+def _point(name: str, value: Any) -> Any:
+  """A check of None or two finite numbers (x, y)."""
+  if value is not None and not (isinstance(value, (tuple, list)) and
+                                len(value) == 2):
+    checks.fail(name, value, "None (the problem's default start) or two "
+                'finite numbers, e.g. --config.start="(1.5, -1.0)"')
+  return value if value is None else checks.sequence(
+      name, value, checks.number, example='"(1.5, -1.0)"', distinct=False)
 
 
 def _optimizer_slots(name: str, learning_rate: float) -> dict[str, Field]:
@@ -105,6 +120,7 @@ _DATA_DIR = Field(None, 'folder with the four IDX files (plain or .gz); None '
 _SEEDS = checks.Range(0, 2**32 - 1)
 _SEED = Field(0, 'seed of the initial parameters and the data order',
               _number(_SEEDS, integer=True))
+# Above 300 dpi the playground GIF's frames take gigabytes.
 _DPI = Field(120, 'resolution of the figures, 10..300',
              _number(checks.Range(10, 300), integer=True))
 _POSITIVE_INT = _number(checks.Range(1), integer=True)
@@ -239,20 +255,27 @@ _PROBLEM = Field('quadratic', '2-D test function: quadratic, '
 PLAYGROUND: dict[str, Any] = {
     'problem': _PROBLEM,
     'start': Field(None, "start point (x, y); None: the problem's default",
-                   kind=tuple),
+                   _point, tuple),
     'optimizer': _optimizer_slots('adam', 0.1),
-    'learning_rates': Field((), 'playground: run the optimizer at each of '
-                            'these rates (vmapped), one panel per rate'),
+    'learning_rates': Field(
+        (), 'playground: run the optimizer at each of these rates (vmapped), '
+        'one panel per rate', _or_empty(
+            lambda name, value: checks.sequence(
+                name, value, checks.number, distinct=False,
+                example='--config.learning_rates="(0.01, 0.1, 0.5)"'))),
     'compare': Field(False, 'playground: run every registry optimizer (or '
                      'compare_optimizers) from the same start',
                      checks.boolean),
-    'compare_optimizers': Field((), 'playground: the optimizers to compare; '
-                                '(): all'),
+    'compare_optimizers': Field(
+        (), 'playground: the optimizers to compare; (): all',
+        _or_empty(functools.partial(_names, distinct=False))),
     'compare_learning_rates': _rate_slots(
         "playground: this optimizer's own learning rate in a comparison; "
         'None: optimizer.learning_rate'),
     'tolerance': _TOLERANCE,
-    'max_steps': Field(2000, 'playground: the most steps a path takes'),
+    # Its buffers are (runs, steps + 1, 2) float32.
+    'max_steps': Field(2000, 'playground: the most steps a path takes',
+                       _number(checks.Range(1, 1_000_000), integer=True)),
     'dpi': dataclasses.replace(_DPI, default=100),
     'animate': Field(True, 'playground: also write an animated GIF of the '
                      'paths', checks.boolean),

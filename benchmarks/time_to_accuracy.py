@@ -26,8 +26,8 @@ import tempfile
 # Run as a script, sys.path[0] is benchmarks/; the project lives one level up.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-from adamjax.experiments import compare  # pylint: disable=g-import-not-at-top,wrong-import-position
-import main as main_module  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.experiments import report  # pylint: disable=g-import-not-at-top,wrong-import-position
+from adamjax.common import cli  # pylint: disable=g-import-not-at-top,wrong-import-position
 from adamjax.trainer import metrics_log  # pylint: disable=g-import-not-at-top,wrong-import-position
 import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -52,8 +52,8 @@ def main() -> None:
   results = []
   for seed in args.seeds:
     for path in args.recipes:
-      config = main_module.load_config_file(os.path.join(ROOT, path)
-                           if not os.path.exists(path) else path)
+      config = cli.load_config_file(os.path.join(ROOT, path)
+                                    if not os.path.exists(path) else path)
       config.data_dir = args.data_dir
       config.seed = seed
       config.num_epochs = min(config.num_epochs, args.max_epochs)
@@ -64,7 +64,7 @@ def main() -> None:
       run_dir = os.path.join(workdir, f'{name}_seed{seed}')
       train.train_and_evaluate(config, run_dir)
       rows = metrics_log.read_metrics(run_dir)
-      epoch, seconds = compare.time_to_target(rows, args.target)
+      epoch, seconds = report.time_to_target(rows, args.target)
       results.append((name, seed, epoch, seconds,
                       max(r['test_accuracy'] for r in rows), len(rows)))
       print(f'{name} seed {seed}: ' + (

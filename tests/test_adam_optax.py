@@ -309,6 +309,20 @@ def _split_signature(fn):
   return positional, keyword_only
 
 
+# Our keyword-only options that Optax's function of the same name lacks.
+_ADAM_EXTRAS = {'nu_dtype', 'amsgrad', 'bias_correction_mu',
+                'bias_correction_nu'}
+_EXTRAS = {
+    'scale_by_adam': {'nu_dtype', 'bias_correction_mu', 'bias_correction_nu'},
+    'scale_by_amsgrad': {'nu_dtype', 'nesterov'},
+    'scale_by_adamax': set(),
+    'adam': _ADAM_EXTRAS, 'adamw': _ADAM_EXTRAS,
+    'nadam': _ADAM_EXTRAS, 'nadamw': _ADAM_EXTRAS,
+    'amsgrad': {'nu_dtype'},
+    'adamax': set(), 'adamaxw': set(),
+}
+
+
 @pytest.mark.parametrize('name', _SAME_NAMES)
 def test_signature_matches_optax(name):
   """Optax's positional order and defaults; its keywords; extras keyword-only.
@@ -321,10 +335,24 @@ def test_signature_matches_optax(name):
 
   assert ours_positional == theirs_positional
   assert theirs_keywords.items() <= ours_keywords.items()
-  extras = set(ours_keywords) - set(theirs_keywords)
-  assert extras <= {'nu_dtype', 'amsgrad', 'bias_correction_mu',
-                    'bias_correction_nu'}
+  assert set(ours_keywords) - set(theirs_keywords) == _EXTRAS[name]
   assert name in adam_optax.__all__
+
+
+@pytest.mark.parametrize('ours, theirs, base', [
+    (adam_optax.nadam, optax.nadam, adam_optax.adam),
+    (adam_optax.nadamw, optax.nadamw, adam_optax.adamw),
+], ids=['nadam', 'nadamw'])
+def test_nadam_is_a_partial_of_adam_as_in_optax(ours, theirs, base):
+  """functools.partial(adam(w), nesterov=True) like Optax's, with its own doc.
+
+  test_parity_with_optax checks that they also step as Optax's do.
+  """
+  assert isinstance(ours, functools.partial)
+  assert ours.func is base
+  assert (ours.args, ours.keywords) == (theirs.args, theirs.keywords)
+  assert ours.__doc__ not in (base.__doc__, functools.partial.__doc__)
+  assert 'Nesterov' in ours.__doc__ and 'Args:' in ours.__doc__
 
 
 def test_every_optax_adam_family_name_is_covered():
@@ -356,10 +384,10 @@ def test_nadam_nesterov_keyword(nadam, adam):
 @pytest.mark.parametrize('tx, state_type', [
     (adam_optax.scale_by_adam(), optax.ScaleByAdamState),
     (adam_optax.scale_by_adam(nesterov=True), optax.ScaleByAdamState),
-    (adam_optax.scale_by_adam(amsgrad=True), optax.ScaleByAmsgradState),
     (adam_optax.scale_by_amsgrad(), optax.ScaleByAmsgradState),
+    (adam_optax.scale_by_amsgrad(nesterov=True), optax.ScaleByAmsgradState),
     (adam_optax.scale_by_adamax(), optax.ScaleByAdamState),
-], ids=['adam', 'nadam', 'adam_amsgrad', 'amsgrad', 'adamax'])
+], ids=['adam', 'nadam', 'amsgrad', 'nadam_amsgrad', 'adamax'])
 def test_state_is_optax_state(tx, state_type):
   """Our state is Optax's NamedTuple, before and after an update."""
   params = _params()
@@ -490,6 +518,63 @@ def test_amsgrad_follows_optax_not_pytorch():
   # Later the raw max over the growing 1 - b2^t shrinks PyTorch's denominator,
   # so its steps are far larger than ours (about 4x at step 50).
   assert np.all(np.abs(steps_torch[-1]) > 3 * np.abs(steps_ours[-1]))
+
+
+@pytest.mark.parametrize('flags', [
+    {}, {'bias_correction_mu': False, 'bias_correction_nu': False}],
+                         ids=['corrected', 'uncorrected'])
+def test_scale_by_amsgrad_equals_optax_bit_for_bit(flags):
+  """Updates and state equal optax.scale_by_amsgrad's at every step."""
+  ours = adam_optax.scale_by_amsgrad(b1=0.5, b2=0.9, **flags)
+  theirs = optax.scale_by_amsgrad(b1=0.5, b2=0.9, **flags)
+  params = _params()
+  # Large, then small gradients: the running maximum holds from step 4 on.
+  scale = jnp.where(jnp.arange(8) < 3, 10.0, 0.1)
+  grads = jax.tree.map(lambda g: g * scale.reshape((8,) + (1,) * (g.ndim - 1)),
+                       _grads(params, 8))
+  ours_state, theirs_state = ours.init(params), theirs.init(params)
+  for i in range(8):
+    g = jax.tree.map(lambda x, i=i: x[i], grads)
+    ours_updates, ours_state = jax.jit(ours.update)(g, ours_state)
+    theirs_updates, theirs_state = jax.jit(theirs.update)(g, theirs_state)
+    _assert_trees_close(ours_updates, theirs_updates, rtol=0.0)
+    _assert_trees_close(ours_state, theirs_state, rtol=0.0)
+  assert type(ours_state) is optax.ScaleByAmsgradState  # pylint: disable=unidiomatic-typecheck
+  # The maximum was used: it is not the current (corrected) nu.
+  nu_hat = ours_state.nu['dense']['w']
+  if not flags:
+    nu_hat = nu_hat / (1 - 0.9**8)
+  assert not np.allclose(ours_state.nu_max['dense']['w'], nu_hat)
+
+
+def test_scale_by_adam_has_no_amsgrad_flag():
+  """AMSGrad is scale_by_amsgrad, with its own state type, not a flag."""
+  assert 'amsgrad' not in inspect.signature(adam_optax.scale_by_adam).parameters
+  with pytest.raises(TypeError, match="unexpected keyword argument 'amsgrad'"):
+    adam_optax.scale_by_adam(amsgrad=True)  # pylint: disable=unexpected-keyword-arg
+
+
+@pytest.mark.parametrize('ours, theirs', [
+    (functools.partial(adam_optax.adam, amsgrad=True), optax.amsgrad),
+    (functools.partial(adam_optax.adamw, amsgrad=True, weight_decay=0.1),
+     lambda learning_rate: optax.chain(
+         optax.scale_by_amsgrad(), optax.add_decayed_weights(0.1),
+         optax.scale_by_learning_rate(learning_rate))),
+    # Optax has no NAdam with AMSGrad; _numpy_adam checks its arithmetic.
+    (functools.partial(adam_optax.nadam, amsgrad=True),
+     lambda learning_rate: optax.chain(
+         adam_optax.scale_by_amsgrad(nesterov=True),
+         optax.scale_by_learning_rate(learning_rate))),
+], ids=['adam', 'adamw', 'nadam'])
+def test_amsgrad_switch_picks_scale_by_amsgrad(ours, theirs):
+  """amsgrad=True chains scale_by_amsgrad: its state and updates, bitwise."""
+  params = _params()
+  grads = _grads(params, 20)
+  (p_ours, s_ours), _ = _run(ours(learning_rate=1e-2), params, grads)
+  (p_ref, s_ref), _ = _run(theirs(learning_rate=1e-2), params, grads)
+  assert type(s_ours[0]) is optax.ScaleByAmsgradState  # pylint: disable=unidiomatic-typecheck
+  _assert_trees_close(p_ours, p_ref, rtol=0.0)
+  _assert_trees_close(s_ours, s_ref, rtol=0.0)
 
 
 def test_pytorch_amsgrad_reference_matches_torch():
@@ -740,16 +825,18 @@ def _structure_and_dtypes(tree):
   return jax.tree.structure(tree), [x.dtype for x in jax.tree.leaves(tree)]
 
 
-@pytest.mark.parametrize('param_dtype, kwargs', [
-    (jnp.float32, {}),
-    (jnp.bfloat16, {}),
-    (jnp.bfloat16, {'mu_dtype': jnp.float32, 'nu_dtype': jnp.float32}),
-    (jnp.bfloat16, {'nu_dtype': jnp.float32, 'amsgrad': True}),
-    (jnp.float32, {'mu_dtype': jnp.bfloat16, 'nesterov': True}),
+@pytest.mark.parametrize('param_dtype, factory, kwargs', [
+    (jnp.float32, adam_optax.scale_by_adam, {}),
+    (jnp.bfloat16, adam_optax.scale_by_adam, {}),
+    (jnp.bfloat16, adam_optax.scale_by_adam,
+     {'mu_dtype': jnp.float32, 'nu_dtype': jnp.float32}),
+    (jnp.bfloat16, adam_optax.scale_by_amsgrad, {'nu_dtype': jnp.float32}),
+    (jnp.float32, adam_optax.scale_by_adam,
+     {'mu_dtype': jnp.bfloat16, 'nesterov': True}),
 ], ids=['f32', 'bf16', 'bf16_f32_moments', 'bf16_amsgrad', 'f32_bf16_mu'])
-def test_state_survives_cond_and_scan(param_dtype, kwargs):
+def test_state_survives_cond_and_scan(param_dtype, factory, kwargs):
   """Through lax.cond and lax.scan the state keeps structure and dtypes."""
-  tx = adam_optax.scale_by_adam(**kwargs)
+  tx = factory(**kwargs)
   params = _params(dtype=param_dtype)
   grads = _grads(params, 4)
   state0 = tx.init(params)
@@ -827,7 +914,7 @@ def test_bias_correction_is_float32_with_bfloat16_moments():
 
 @pytest.mark.parametrize('tx', [
     adam_optax.scale_by_adam(), adam_optax.scale_by_adam(nesterov=True),
-    adam_optax.scale_by_adam(amsgrad=True), adam_optax.scale_by_adamax(),
+    adam_optax.scale_by_amsgrad(), adam_optax.scale_by_adamax(),
 ], ids=['adam', 'nadam', 'amsgrad', 'adamax'])
 def test_count_is_int32_and_saturates(tx):
   """count starts as int32 0 and stays at the int32 maximum, not negative."""
@@ -1148,6 +1235,8 @@ _BIAS_CORRECTION_CASES = {
     'adam': (adam_optax.adam, {}),
     'nadam': (adam_optax.nadam, {'nesterov': True}),
     'amsgrad': (adam_optax.amsgrad, {'amsgrad': True}),
+    'nadam_amsgrad': (functools.partial(adam_optax.nadam, amsgrad=True),
+                      {'nesterov': True, 'amsgrad': True}),
     'adamw': (functools.partial(adam_optax.adamw, weight_decay=0.1),
               {'weight_decay': 0.1}),
     'nadamw': (functools.partial(adam_optax.nadamw, weight_decay=0.1),
@@ -1302,8 +1391,13 @@ def _bad_input_cases():
         ('bias_correction_mu', 'False', _FLAG),
         ('bias_correction_nu', jnp.asarray(False), _FLAG)]:
       cases.append((factory, {name: value}, name, accepted))
-  for name in ('nesterov', 'amsgrad'):
-    cases.append((adam_optax.scale_by_adam, {name: 1}, name, _FLAG))
+  for factory in (adam_optax.scale_by_adam, adam_optax.scale_by_amsgrad):
+    cases.append((factory, {'nesterov': 1}, 'nesterov', _FLAG))
+  for factory in (adam_optax.adam, adam_optax.adamw, adam_optax.nadam,
+                  adam_optax.nadamw):
+    # 'False' is truthy: it must not quietly pick AMSGrad.
+    cases.append((factory, {'learning_rate': 0.1, 'amsgrad': 'False'},
+                  'amsgrad', _FLAG))
   for factory in _ALL_OPTIMIZERS:
     cases.append((factory, {'learning_rate': -0.1}, 'learning_rate',
                   _NON_NEGATIVE))
@@ -1316,8 +1410,14 @@ def _bad_input_cases():
     cases.append((factory, {'learning_rate': 0.1, 'bias_correction_nu': None},
                   'bias_correction_nu', _FLAG))
   return [pytest.param(f, kw, name, accepted,
-                       id=f'{f.__name__}-{name}={kw[name]!r}')
+                       id=f'{_public_name(f)}-{name}={kw[name]!r}')
           for f, kw, name, accepted in cases]
+
+
+def _public_name(fn):
+  """The name adam_optax exports `fn` under (nadam has no __name__)."""
+  return next(name for name in adam_optax.__all__
+              if getattr(adam_optax, name) is fn)
 
 
 @pytest.mark.parametrize('factory, kwargs, name, accepted',
@@ -1327,6 +1427,39 @@ def test_bad_input_raises_value_error(factory, kwargs, name, accepted):
   pattern = re.escape(f'{name}={kwargs[name]!r}') + '.*' + re.escape(accepted)
   with pytest.raises(ValueError, match=pattern):
     factory(**kwargs)
+
+
+@pytest.mark.parametrize('name, value, accepted', [
+    ('b1', 1.0, 'in [0, 1)'), ('b1', np.float32(-0.5), 'in [0, 1)'),
+    ('b2', math.nan, 'in [0, 1)'), ('eps', -1e-8, '>= 0'),
+    ('eps_root', -1, '>= 0'), ('learning_rate', -0.1, '>= 0'),
+    ('weight_decay', np.float64(-1.0), '>= 0'),
+    ('nesterov', 'False', 'True or False'), ('amsgrad', 0, 'True or False'),
+    ('bias_correction_mu', None, 'True or False'),
+    ('bias_correction_nu', jnp.asarray(True), 'True or False'),
+])
+def test_check_hyperparameters_names_argument_value_and_range(name, value,
+                                                              accepted):
+  """The public check's message, word for word."""
+  message = f'{name}={value!r} is invalid: it must be {accepted}.'
+  with pytest.raises(ValueError, match=f'^{re.escape(message)}$'):
+    # Among good values, the bad one is named.
+    adam_optax.check_hyperparameters(**{'b1': 0.9, 'nesterov': True,
+                                        name: value})
+
+
+def test_check_hyperparameters_accepts_bounds_and_unchecked_values():
+  """Bounds, NumPy values, arrays, tracers and schedules pass; names count."""
+  adam_optax.check_hyperparameters(
+      b1=0.0, b2=np.float32(0.999), eps=0, eps_root=0.0, learning_rate=0,
+      weight_decay=np.int64(0), nesterov=np.bool_(True), amsgrad=False,
+      bias_correction_mu=True, bias_correction_nu=False)
+  # Arrays, tracers and schedules are not read (a host sync, or impossible).
+  adam_optax.check_hyperparameters(b1=jnp.asarray(2.0), eps=jnp.asarray(-1.0),
+                                   learning_rate=lambda step: -1.0)
+  jax.jit(lambda b2: adam_optax.check_hyperparameters(b2=b2))(2.0)
+  with pytest.raises(TypeError, match="no rule for 'beta1'"):
+    adam_optax.check_hyperparameters(beta1=0.9)
 
 
 def test_real_mu_dtype_for_complex_params_raises_at_init():

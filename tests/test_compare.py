@@ -1,20 +1,24 @@
-"""Tests for the optimizer comparison (compare.py) on a tiny synthetic dataset."""
+"""Tests for the comparison's orchestration (compare.py) on a tiny dataset.
+
+The whole comparison runs once (the `compared` fixture); the tests read what
+it wrote. report.py's and figures.py's own tests are in test_report.py and
+test_experiment_figures.py.
+"""
 
 import csv
-import dataclasses
 import hashlib
 import json
 import os
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
 from configs import compare as compare_config
+from adamjax import schema
+from adamjax.optim import registry
 from adamjax.trainer import checkpointing
 from adamjax.experiments import compare
+from adamjax.experiments import report
 from adamjax.common import errors
 from adamjax.data import input_pipeline
 from adamjax.trainer import metrics_log
@@ -25,8 +29,6 @@ import train
 from conftest import make_tiny_mnist
 from conftest import run_main
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PLOT_CURVES = (sys.executable, '-m', 'adamjax.experiments.plot_curves')
 VALIDATION = 64  # Of the tiny dataset's 256 training examples.
 
 
@@ -148,7 +150,7 @@ def test_writes_every_figure_and_table(compared):
     assert saved['seed'] == int(row['seed'])
     assert 'optimizers' not in saved  # An ordinary single run's config.
     assert os.path.isdir(os.path.join(folder, 'checkpoints'))
-    steps, losses = compare.step_losses(folder)
+    steps, losses = report.step_losses(folder)
     # log_every_steps=1: every step's loss, 8 steps per epoch.
     assert steps.tolist() == list(range(1, 17))
     assert np.mean(losses[:8]) == pytest.approx(metrics[0]['train_loss'],
@@ -194,8 +196,8 @@ def test_our_adam_and_optax_adam_coincide_bitwise(compared):
   for seed in (0, 1):
     ours, theirs = (os.path.join(workdir, 'runs', n, f'seed_{seed}')
                     for n in ('adam', 'optax_adam'))
-    np.testing.assert_array_equal(compare.step_losses(ours)[1],
-                                  compare.step_losses(theirs)[1])
+    np.testing.assert_array_equal(report.step_losses(ours)[1],
+                                  report.step_losses(theirs)[1])
     for a, b in zip(metrics_log.read_metrics(ours),
                     metrics_log.read_metrics(theirs)):
       for key in ('train_loss', 'test_loss', 'test_accuracy'):
@@ -257,8 +259,8 @@ def test_report_only_trains_nothing_and_marks_unfinished_runs(
 
 
 @pytest.mark.parametrize('field, value, message', [
-    ('optimizers', ('adam', 'adamm'), "unknown optimizer 'adamm'"),
-    ('optimizers', ('adam', 'sgd', 'adam'), 'lists adam more than once'),
+    ('optimizers', ('adam', 'adamm'), "config.optimizers[1]='adamm' is invalid"),
+    ('optimizers', ('adam', 'sgd', 'adam'), "each entry once ('adam' repeat"),
     ('optimizers', (), 'config.optimizers=()'),
     ('learning_rates.sgd', -0.1, 'config.learning_rates.sgd=-0.1'),
     ('learning_rates.sgd', float('nan'), 'config.learning_rates.sgd=nan'),
@@ -294,18 +296,6 @@ def test_bad_entry_from_the_command_line_is_one_line(tmp_path):
   assert 'Traceback' not in result.stderr
 
 
-def test_smooth_is_a_debiased_moving_average():
-  """A constant stays constant; otherwise the EMA recursion, debiased."""
-  np.testing.assert_allclose(compare.smooth(np.full(50, 3.0), 0.9), 3.0)
-  values = np.array([4.0, 2.0, 1.0])
-  w = 0.5
-  ema = [0.5 * 4.0, 0.25 * 4.0 + 0.5 * 2.0,
-         0.125 * 4.0 + 0.25 * 2.0 + 0.5 * 1.0]
-  expected = [e / (1 - w**t) for t, e in enumerate(ema, 1)]
-  np.testing.assert_allclose(compare.smooth(values, w), expected)
-  np.testing.assert_array_equal(compare.smooth(values, 0.0), values)
-
-
 def test_run_config_is_an_ordinary_training_config(tmp_path):
   """Shared hyperparameters go to the optimizers that take them only."""
   config = tiny_compare_config(str(tmp_path))
@@ -318,23 +308,8 @@ def test_run_config_is_an_ordinary_training_config(tmp_path):
   assert (adam.optimizer.name, adam.optimizer.learning_rate, adam.seed,
           adam.task) == ('adam', 2e-3, 5, 'classify')
   assert not set(compare.COMPARE_FIELDS) & set(adam.keys())
-  setup.validate_config(adam)
+  schema.validate(adam)
   assert compare.label('adam', 2e-3, {'b2': 0.99}) == 'adam, lr=0.002, b2=0.99'
-
-
-def test_resumed_log_keeps_the_steps_written_before(tmp_path):
-  """A run resumed from step 3 keeps steps 1-3's losses, drops a killed 4."""
-  log = metrics_log.RunLog(str(tmp_path), 0, 1, 1e9)
-  log.write_steps(0, [1.0, 2.0, 3.0, 9.0], 64, 1, 4, 10)  # 4: after the save.
-  log.close()
-  # Event files are named by the second they were opened in.
-  time.sleep(1.1)
-  log = metrics_log.RunLog(str(tmp_path), 3, 1, 1e9)
-  log.write_steps(3, [4.0, 5.0], 64, 1, 5, 10)
-  log.close()
-  steps, losses = compare.step_losses(str(tmp_path))
-  assert steps.tolist() == [1, 2, 3, 4, 5]
-  assert losses.tolist() == [1.0, 2.0, 3.0, 4.0, 5.0]
 
 
 @pytest.mark.parametrize('metric, expected_rate', [
@@ -348,7 +323,7 @@ def test_lr_search_picks_by_the_configured_metric(tmp_path, monkeypatch,
             0.3: dict(val_accuracy=0.93, val_loss=0.20, train_loss=0.20)}
   monkeypatch.setattr(
       compare, 'train_run', lambda config, workdir, name, rate, seed, _: (
-          compare.Result(name, rate, seed, workdir,
+          report.Result(name, rate, seed, workdir,
                          [dict(epoch=1, **logged[rate])], 1)))
   config = tiny_compare_config(str(tmp_path), optimizers=('sgd',),
                                lr_search_factors=(0.3, 1.0, 3.0),
@@ -370,53 +345,6 @@ def test_unknown_lr_search_metric_is_a_config_error(tmp_path):
     compare.check_config(config)
 
 
-def test_plot_curves_draws_groups_of_runs_and_names_a_bad_glob(tmp_path):
-  """plot_curves.py writes a PNG from run folders; an empty glob is one line."""
-  for name, accuracies in (('a_s0', [0.9, 0.95]), ('a_s1', [0.91, 0.96]),
-                           ('b_s0', [0.8, 0.97])):
-    os.makedirs(tmp_path / name)
-    with open(tmp_path / name / metrics_log.METRICS_FILE, 'w') as f:
-      for epoch, accuracy in enumerate(accuracies, 1):
-        f.write(json.dumps({'epoch': epoch, 'test_accuracy': accuracy}) + '\n')
-  out = tmp_path / 'fig.png'
-  result = subprocess.run(
-      [*PLOT_CURVES, f'--out={out}', f'A={tmp_path}/a_s*', f'B={tmp_path}/b_s*'],
-      capture_output=True, text=True, timeout=120, cwd=ROOT)
-  assert result.returncode == 0, result.stderr
-  assert out.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
-  result = subprocess.run(
-      [*PLOT_CURVES, f'--out={out}', f'C={tmp_path}/none*'],
-      capture_output=True, text=True, timeout=120, cwd=ROOT)
-  assert result.returncode == 1
-  assert result.stderr.strip() == (
-      f"Error: no run folder matches '{tmp_path}/none*'.")
-
-
-def _result(seed, accuracies, times, losses):
-  """A finished compare.Result with the given per-epoch metrics."""
-  rows = [dict(epoch=i + 1, test_accuracy=a, epoch_time_s=t, train_loss=l)
-          for i, (a, t, l) in enumerate(zip(accuracies, times, losses))]
-  return compare.Result('adam', 1e-3, seed, f'/runs/seed_{seed}', rows,
-                        len(rows))
-
-
-def test_table_rows_hold_the_runs_numbers():
-  """runs.csv and summary rows: finals, bests, the target epoch and times."""
-  # Seed 0 reaches the target exactly (0.99 >= 0.99) at epoch 2 and ends
-  # below its best; seed 1 reaches it at its last epoch.
-  first = _result(0, [0.97, 0.99, 0.985], [10.0, 5.0, 5.0], [0.5, 0.3, 0.2])
-  second = _result(1, [0.98, 0.985, 0.995], [12.0, 6.0, 6.0],
-                   [0.6, 0.4, 0.25])
-  assert compare.run_row(first, 0.99) == [
-      'adam', 1e-3, 0, 0.985, 0.99, 2, 0.2, 2, 15.0, 20.0, 'ok']
-  assert compare.run_row(second, 0.99)[7:10] == [3, 24.0, 24.0]
-  assert compare.run_row(first, 0.999)[7:9] == ['', '']
-  assert compare.summary_row('adam', 1e-3, {'b1': 0.8}, [first, second],
-                             0.99) == [
-      'adam', 1e-3, 'b1=0.8', '0 1', '0.9900', '0.0050', '0.9925', '0.2250',
-      '2 3', '19.5', '22.0']
-
-
 def test_search_trains_with_the_first_seed(compared):
   """The search's runs use config.seeds[0], the seed of the first runs."""
   _, workdir, _, _ = compared
@@ -429,15 +357,6 @@ def test_search_trains_with_the_first_seed(compared):
       assert json.load(f)['seed'] == tiny_compare_config('').seeds[0] == 0
 
 
-def test_summary_means_leave_out_an_unfinished_seed():
-  """With one seed complete, a partial seed enters neither means nor seeds."""
-  done = _result(0, [0.97, 0.99, 0.985], [10.0, 5.0, 5.0], [0.5, 0.3, 0.2])
-  partial = _result(1, [0.5], [10.0], [2.0])
-  partial.num_epochs = 3
-  row = compare.summary_row('adam', 1e-3, {}, [done, partial], 0.99)
-  assert row[3:8] == ['0', '0.9850', '0.0000', '0.9900', '0.2000']
-
-
 def test_fixed_rate_wins_over_searched_and_default(tmp_path):
   """learning_rates: a config entry, else the searched rate, else the default."""
   config = tiny_compare_config(str(tmp_path),
@@ -445,26 +364,6 @@ def test_fixed_rate_wins_over_searched_and_default(tmp_path):
   config.learning_rates.sgd = 0.05
   rates = compare.learning_rates(config, {'adam': 3e-3, 'sgd': 0.3})
   assert rates == {'adam': 1e-3, 'sgd': 0.05,
-                   'momentum': compare.DEFAULT_LEARNING_RATES['momentum']}
+                   'momentum': registry.DEFAULT_LEARNING_RATES['momentum']}
   config.learning_rates.adam = None
   assert compare.learning_rates(config, {'adam': 3e-3})['adam'] == 3e-3
-
-
-@pytest.mark.parametrize('change, expected', [
-    (None, [0, 1]), ('step_loss', []), ('last_epoch', [])])
-def test_identical_seeds_needs_every_step_and_epoch_equal(monkeypatch, change,
-                                                          expected):
-  """One differing step loss or one differing later epoch breaks identity."""
-  def runs(tag):
-    return [dataclasses.replace(
-        _result(seed, [0.9, 0.95], [1.0, 1.0], [0.3, 0.2]),
-        workdir=f'{tag}{seed}') for seed in (0, 1)]
-  a, b = runs('a'), runs('b')
-  losses = {w: np.array([0.5, 0.4, 0.3]) for w in ('a0', 'a1', 'b0', 'b1')}
-  if change == 'step_loss':
-    losses['b1'] = np.array([0.5, 0.4, 0.3 + 1e-7])
-  if change == 'last_epoch':
-    b[1].rows[-1]['test_accuracy'] = 0.9501
-  monkeypatch.setattr(compare, 'step_losses',
-                      lambda w: (np.arange(3), losses[w]))
-  assert compare.identical_seeds(a, b) == expected

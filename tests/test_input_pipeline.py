@@ -248,7 +248,7 @@ def test_load_dataset_rejects_unknown_name(tiny_mnist_dir):
   """An unknown dataset name is an error listing the accepted names."""
   with pytest.raises(
       errors.ConfigError,
-      match=r"^Unknown dataset 'cifar10'; accepted: mnist, fashion_mnist$"):
+      match=r"^dataset='cifar10' is invalid; accepted: mnist, fashion_mnist\.$"):
     input_pipeline.load_dataset('cifar10', tiny_mnist_dir)
 
 
@@ -339,7 +339,7 @@ def test_identify_needs_all_twenty_first_labels(tiny_mnist_dir):
 
 def test_import_does_not_load_tfds():
   """Importing the module stays cheap: TFDS is imported only to download."""
-  code = ('import sys, input_pipeline; '
+  code = ('import sys; from adamjax.data import input_pipeline; '
           'print("tensorflow_datasets" in sys.modules)')
   result = subprocess.run(
       [sys.executable, '-c', code], capture_output=True, text=True,

@@ -180,13 +180,13 @@ def test_configs_the_mesh_cannot_run_are_refused(mesh_runs):
   _, result = mesh_runs
   messages = result['refusals']
   assert messages['batch_30'].startswith(
-      'config.batch_size=30 does not divide over the 4 devices')
-  assert 'a multiple of 4' in messages['batch_30']
+      'config.batch_size=30 is invalid; accepted: a multiple of the 4 devices')
   assert messages['num_devices_5'].startswith(
-      'config.num_devices=5 is invalid: accepted is None (all) or 1 to 4')
+      'config.num_devices=5 is invalid; accepted: None (all) or 1 to 4')
   assert messages['grad_chunks_16'].startswith(
-      'config.grad_chunks=16 is invalid on 4 devices')
-  assert 'per-device batch 8' in messages['grad_chunks_16']
+      'config.grad_chunks=16 is invalid; accepted: None (automatic) or a '
+      'divisor of the per-device batch 8')
+  assert '/ 4 devices' in messages['grad_chunks_16']
 
 
 def test_main_refuses_a_batch_that_does_not_divide_in_one_line(data_dir,
@@ -197,8 +197,8 @@ def test_main_refuses_a_batch_that_does_not_divide_in_one_line(data_dir,
        '--config.batch_size=30'], env=forced_devices(4), cwd=ROOT,
       capture_output=True, text=True, timeout=300)
   assert result.returncode == 1, result.stderr[-3000:]
-  assert ('Error: config.batch_size=30 does not divide over the 4 devices of '
-          'the mesh') in result.stderr
+  assert ('Error: config.batch_size=30 is invalid; accepted: a multiple of '
+          'the 4 devices of the mesh') in result.stderr
   assert 'Traceback' not in result.stderr
 
 
@@ -206,13 +206,13 @@ def test_main_refuses_a_batch_that_does_not_divide_in_one_line(data_dir,
     ({'num_processes': 2},
      'config.num_processes=2 needs config.coordinator_address'),
     ({'coordinator_address': 'localhost', 'num_processes': 2, 'process_id': 0},
-     "config.coordinator_address='localhost' is invalid: accepted is "
+     "config.coordinator_address='localhost' is invalid; accepted: "
      "'host:port'"),
     ({'coordinator_address': '127.0.0.1:1234', 'num_processes': 2},
-     'config.process_id=None is invalid: accepted is an integer >= 0'),
+     'config.process_id=None is invalid; accepted: an integer >= 0'),
     ({'coordinator_address': '127.0.0.1:1234', 'num_processes': 2,
       'process_id': 2},
-     'config.process_id=2 is invalid: accepted is 0 to '
+     'config.process_id=2 is invalid; accepted: 0 to '
      'config.num_processes - 1 = 1'),
     ({'process_id': 1},
      'config.process_id=1 needs config.num_processes > 1'),

@@ -65,10 +65,11 @@ def test_non_finite_loss_stops_with_the_step_number(tiny_mnist_dir, tmp_path):
 
 @pytest.mark.parametrize('field, value, message', [
     ('batch_size', 0, r'config.batch_size=0 is invalid'),
-    ('batch_size', 10**6, r'<= 256 \(the training-set size\)'),
+    ('batch_size', 10**6, r'config.batch_size=1000000 is invalid; accepted: '
+     r'at most 256 \(the training-set size\)'),
     ('num_epochs', 0, r'config.num_epochs=0 is invalid'),
-    ('grad_chunks', 3, r'config.grad_chunks=3 is invalid: .* divisor of '
-     r'config.batch_size=32'),
+    ('grad_chunks', 3, r'config.grad_chunks=3 is invalid; accepted: .* divisor '
+     r'of config.batch_size=32'),
 ])
 def test_bad_config_values_are_named(tiny_mnist_dir, tmp_path, field, value,
                                      message):
@@ -136,7 +137,7 @@ def test_validation_split_is_evaluated_and_the_test_split_never(
     sizes.append(len(split.labels))
     return original(state, split, batch_size)
 
-  monkeypatch.setattr(train, 'evaluate', recording_evaluate)
+  monkeypatch.setattr(evaluation, 'evaluate', recording_evaluate)
   train.train_and_evaluate(
       tiny_config(tiny_mnist_dir, validation_examples=64, num_epochs=1),
       str(tmp_path))
@@ -198,7 +199,7 @@ def test_a_stop_requested_during_the_last_evaluation_is_not_lost(
     signal.raise_signal(signal.SIGTERM)
     return original(state, split, batch_size)
 
-  monkeypatch.setattr(train, 'evaluate', evaluate_then_signal)
+  monkeypatch.setattr(evaluation, 'evaluate', evaluate_then_signal)
   with pytest.raises(errors.InterruptedRun,
                      match=r'Stopped by SIGTERM after epoch 1 \(step 8\)'):
     train.train_and_evaluate(tiny_config(tiny_mnist_dir, num_epochs=1),

@@ -1,13 +1,13 @@
 """The one set of argument checks: numbers, ranges, choices and sequences.
 
-Every check takes the field's name as the user wrote it (e.g. 'config.seed' or
-'learning_rates'), returns the value it accepted, and otherwise raises
-`errors.ConfigError` with one line: the name, the value, what is accepted.
+Every check takes the field's name as the user wrote it (e.g. 'config.seed'),
+returns the value it accepted, and otherwise raises a one-line
+`errors.ConfigError`: the name, the value, what is accepted.
 """
 
 import math
 import numbers
-from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Iterable, NamedTuple
 
 from adamjax.common import errors
 
@@ -26,8 +26,8 @@ class Range(NamedTuple):
   """The accepted values of a number: low to high, each end open or closed.
 
   Attributes:
-    low: the lower end (-math.inf for none).
-    high: the upper end (math.inf for none).
+    low: -math.inf for none.
+    high: math.inf for none.
     low_open: whether `low` itself is refused.
     high_open: whether `high` itself is refused.
   """
@@ -45,6 +45,8 @@ class Range(NamedTuple):
   def __str__(self) -> str:
     """The range as a reader writes it: 'in [0, 1)', '>= 0', '> 0'."""
     low, high = _format(self.low), _format(self.high)
+    if self.low == -math.inf and self.high == math.inf:
+      return ''
     if self.high == math.inf:
       return f'{">" if self.low_open else ">="} {low}'
     if self.low == -math.inf:
@@ -80,24 +82,26 @@ def number(name: str, value: Any, accepted: Range = ANY, *,
   """Checks a finite number (an integer if `integer`) in `accepted`.
 
   Args:
-    name: the field's name, for the message.
+    name: the field's name.
     value: the value to check.
     accepted: the range it must lie in.
     integer: whether it must be an integer.
-    optional: whether None is accepted (and returned).
-
-  Returns:
-    `value`, unchanged.
+    optional: whether None is accepted.
 
   Raises:
-    errors.ConfigError: naming the field, its value and what is accepted.
+    errors.ConfigError: if `value` is refused.
   """
   if value is None and optional:
     return value
   ok = is_int(value) if integer else is_real(value)
-  if not (ok and math.isfinite(value) and value in accepted):
+  try:
+    ok = ok and math.isfinite(value) and value in accepted
+  except OverflowError:  # An integer too large for a float.
+    ok = False
+  if not ok:
     kind = 'an integer' if integer else 'a finite number'
-    fail(name, value, ('None or ' if optional else '') + f'{kind} {accepted}')
+    fail(name, value, (('None or ' if optional else '') +
+                       f'{kind} {accepted}').rstrip())
   return value
 
 
@@ -127,12 +131,8 @@ def sequence(name: str, value: Any, item: Callable[[str, Any], Any], *,
     example: how to write an accepted value on the command line.
     distinct: whether an entry may appear only once.
 
-  Returns:
-    The entries as a tuple.
-
   Raises:
-    errors.ConfigError: naming the field (or the bad entry) and what is
-      accepted.
+    errors.ConfigError: naming the field or the bad entry.
   """
   if not isinstance(value, (tuple, list)) or not value:
     fail(name, value, f'a non-empty tuple, e.g. {example}')

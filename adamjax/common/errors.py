@@ -1,11 +1,8 @@
 """The project's user-facing error types.
 
-A `UserError` is a mistake in the input (a config value, a data file, a
-workdir): `main.py` prints its message in one or two lines and exits with
-status 1, no traceback. Every other exception is a bug and keeps its
-traceback. Each class also derives from the built-in type callers would catch
-(ValueError, FileNotFoundError, ...), so library code can use the usual
-`except ValueError`.
+main.py prints a UserError (bad input) without a traceback and exits with
+status 1; any other exception is a bug and keeps its traceback. Each class
+also derives from the built-in type callers would catch (ValueError, ...).
 """
 
 

@@ -1,18 +1,9 @@
 """MNIST-style datasets as in-memory NumPy arrays, read from IDX files.
 
-The whole dataset fits in memory (60,000 x 784 bytes for MNIST), so this module
-returns plain arrays and leaves batching and shuffling to the trainer.
-
-Data comes either from a folder holding the four IDX files of the MNIST
-distribution, or, with no folder, from the same files that TensorFlow Datasets
-(TFDS) downloads once and caches under its data dir. The TFDS path needs
-neither TensorFlow nor TFDS's prepared records: TFDS's `mnist` builder reads
-its downloads through `tf.io.gfile`, so only TFDS's download manager is used
-here, and the cached IDX files are parsed with NumPy.
-
-Bad input raises the `errors` module's types (DataError, MissingFileError,
-OfflineError, ConfigError), whose messages name the file or value and what is
-accepted; `main.py` prints them in one line.
+The IDX files come from a folder or, with none, from TFDS's download cache.
+Only TFDS's download manager is used (its `mnist` builder would need
+TensorFlow) and the files are parsed with NumPy. Bad input raises `errors`
+types whose messages name the file or value and what is accepted.
 """
 
 import gzip
@@ -24,6 +15,7 @@ import urllib.parse
 from absl import logging
 import numpy as np
 
+from adamjax.common import checks
 from adamjax.common import errors
 
 
@@ -43,32 +35,27 @@ DATASETS = ('mnist', 'fashion_mnist')
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 
-# IDX magic numbers: two zero bytes, the element type (0x08 is uint8), then
-# the number of dimensions.
+# IDX magic: two zero bytes, the element type (0x08: uint8), the dimensions.
 _LABELS_MAGIC = 0x00000801
 _IMAGES_MAGIC = 0x00000803
 _ACCEPTED_MAGICS = (
     f'0x{_LABELS_MAGIC:08x} (uint8, 1-D labels) or '
     f'0x{_IMAGES_MAGIC:08x} (uint8, 3-D images)')
 
-# (images, labels) file names per split, as the MNIST distribution names them.
 _SPLIT_FILES = {
     'train': ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte'),
     'test': ('t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'),
 }
 _IDX_NAMES = tuple(name for pair in _SPLIT_FILES.values() for name in pair)
 
-# Seconds to wait for the download server before declaring it unreachable.
 _REACHABILITY_TIMEOUT_S = 5
 
-# The longest reason (the innermost exception's text) an offline message
-# quotes: urllib3 nests several exceptions' texts, hundreds of characters.
+# The longest reason an offline message quotes: urllib3's nested exception
+# texts run to hundreds of characters.
 _MAX_REASON_CHARS = 120
 
-# The first labels of each split of each dataset (both releases' label files,
-# as TFDS downloads them), to recognise a folder holding the other dataset.
-# 20 labels: a folder of other data matches by chance with probability
-# about 1e-20.
+# The first labels of each split, as TFDS downloads them, to recognise a
+# folder holding the other dataset (chance match probability about 1e-20).
 _LABELS_PREFIX_LENGTH = 20
 _KNOWN_LABELS = {
     'mnist': {
@@ -94,7 +81,7 @@ def read_idx(path: str) -> np.ndarray:
   Raises:
     errors.MissingFileError: if the file does not exist.
     errors.DataError: if the file is not a complete uint8 IDX file of 1 or 3
-      dimensions; the message names the file and the problem.
+      dimensions.
   """
   if not os.path.isfile(path):
     raise errors.MissingFileError(f'{path}: no such IDX file')
@@ -106,8 +93,7 @@ def read_idx(path: str) -> np.ndarray:
       with open(path, 'rb') as f:
         data = f.read()
   except (OSError, EOFError) as e:
-    # gzip reports corrupt or cut-off archives as BadGzipFile (an OSError)
-    # or EOFError; say which file it was.
+    # How gzip reports corrupt or cut-off archives; say which file it was.
     raise errors.DataError(f'{path}: cannot decompress: {e}') from e
 
   if len(data) < 4:
@@ -184,12 +170,8 @@ def load_idx_dir(data_dir: str) -> tuple[Split, Split]:
       train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
       t10k-labels-idx1-ubyte, each plain or gzipped (with '.gz' appended).
 
-  Returns:
-    (train, test) Splits.
-
   Raises:
-    errors.MissingFileError: if the folder or any of the four files is
-      missing.
+    errors.MissingFileError: if the folder or one of the files is missing.
     errors.DataError: if a file is not valid IDX, images are not 28x28,
       counts of images and labels differ, a split is empty, or a label is
       outside 0..9.
@@ -213,18 +195,9 @@ def load_idx_dir(data_dir: str) -> tuple[Split, Split]:
 
 
 def _short_reason(error: BaseException) -> str:
-  """One short line saying why a download failed: the innermost cause.
-
-  requests wraps urllib3's MaxRetryError, whose `reason` is the exception
-  that says what happened (e.g. a failed name lookup); each level repeats the
-  text of the ones inside it.
-
-  Args:
-    error: the exception raised by requests or TFDS.
-
-  Returns:
-    'Type: text', at most about _MAX_REASON_CHARS characters.
-  """
+  """One short line saying why a download failed: its innermost cause."""
+  # requests wraps urllib3's MaxRetryError, whose `reason` says what
+  # happened; each level repeats the text of the ones inside it.
   cause = error
   for _ in range(10):  # A bound, in case an exception refers to itself.
     inner = getattr(cause, 'reason', None)
@@ -300,10 +273,8 @@ def _download_with_tfds(name: str) -> tuple[Split, Split]:
     paths = dl_manager.download(urls)
   except (requests.RequestException, tfds.download.DownloadError,
           download_manager.NonMatchingChecksumError) as e:
-    # What TFDS raises when the network fails (requests' errors, after its
-    # retries), the server refuses (DownloadError: an HTTP status), or a proxy
-    # serves something else (checksum mismatch). Anything else is a bug and
-    # keeps its traceback.
+    # Network failure (after TFDS's retries), an HTTP error status, or a proxy
+    # serving something else; anything else is a bug and keeps its traceback.
     raise _offline_error(name, _short_reason(e)) from e
   return tuple(
       _load_split(split, os.fspath(paths[images]), os.fspath(paths[labels]))
@@ -318,9 +289,8 @@ def identify(train: Split, test: Split) -> str | None:
     test: the test split.
 
   Returns:
-    The name (a key of DATASETS) whose known first labels either split
-    starts with, or None for other data (too short, reordered, or not one of
-    DATASETS).
+    The name in DATASETS whose known first labels either split starts with,
+    or None.
   """
   for name, known in _KNOWN_LABELS.items():
     for split, labels in (('train', train.labels), ('test', test.labels)):
@@ -338,19 +308,14 @@ def load_dataset(name: str, data_dir: str | None) -> tuple[Split, Split]:
       downloads them through TFDS, once, into TFDS's data dir
       (~/tensorflow_datasets, or $TFDS_DATA_DIR).
 
-  Returns:
-    (train, test) Splits.
-
   Raises:
     errors.ConfigError: if `name` is not in DATASETS.
-    errors.DataError: if the files are invalid, or `data_dir` holds the
-      other dataset of DATASETS (recognised by its labels, see `identify`).
+    errors.DataError: if the files are invalid, or hold the other dataset
+      (see `identify`).
     errors.MissingFileError: if `data_dir` lacks a file.
     errors.OfflineError: if the download fails, e.g. offline.
   """
-  if name not in DATASETS:
-    raise errors.ConfigError(
-        f'Unknown dataset {name!r}; accepted: {", ".join(DATASETS)}')
+  checks.choice('dataset', name, DATASETS)
   if not data_dir:
     return _download_with_tfds(name)
   data_dir = os.path.expanduser(data_dir)

@@ -9,25 +9,26 @@ import jax
 # the data-order key; epochs (the shuffling stream) never reach it.
 NOISE_STREAM = 2**32 - 1
 
+
 def step_key(data_key: jax.Array, epoch: jax.Array,
              position: jax.Array) -> jax.Array:
   """The PRNG key of one step: a pure function of (seed, epoch, position)."""
   key = jax.random.fold_in(jax.random.wrap_key_data(data_key), NOISE_STREAM)
   return jax.random.fold_in(jax.random.fold_in(key, epoch), position)
 
+
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def epoch_batches(
     rng: jax.Array, epoch: int, num_examples: int, batch_size: int
 ) -> jax.Array:
-  """This epoch's shuffled batch indices (steps, batch_size), from the seed.
+  """This epoch's shuffled batch indices, a function of (rng, epoch) only.
 
-  The order depends only on (rng, epoch), so a run is reproducible and can
-  resume mid-way. The last partial batch is dropped so shapes stay static;
-  each epoch drops a different random remainder.
+  The last partial batch is dropped so shapes stay static; each epoch drops a
+  different random remainder.
 
   Args:
     rng: the data-order key.
-    epoch: the epoch number (1-based).
+    epoch: 1-based.
     num_examples: the training-set size.
     batch_size: examples per step.
 

@@ -1,12 +1,11 @@
 """Draws test accuracy per epoch of finished runs, one curve per group of seeds.
 
-  python plot_curves.py --out=results/best_vs_seed.png --ymin=0.98 \
+  python -m adamjax.experiments.plot_curves --out=results/best_vs_seed.png \
+      --ymin=0.98 \
       "seed recipe=/tmp/tta/mnist_seed*" "best recipe=/tmp/best/test_s*"
 
-Each argument is LABEL=GLOB: the folders the glob matches (files are
-skipped) are run folders (workdirs of main.py, each with its metrics.jsonl);
-their curves are drawn as the mean over the folders with the min-max band,
-as the comparison's accuracy.png is (compare.accuracy_figure).
+Each argument is LABEL=GLOB of main.py run folders (files are skipped), drawn
+as their mean with the min-max band, like the comparison's accuracy.png.
 """
 
 import argparse
@@ -14,12 +13,24 @@ import glob
 import os
 import sys
 
-from adamjax.experiments import compare
+from adamjax.experiments import figures
 from adamjax.trainer import metrics_log
 
 
 def curves(pattern: str, metric: str) -> list[list[float]]:
-  """The `metric` per epoch of every run folder matching `pattern`."""
+  """The `metric` per epoch of every run folder matching a glob.
+
+  Args:
+    pattern: the glob; files it matches are skipped.
+    metric: a metrics.jsonl field.
+
+  Returns:
+    One list per folder, sorted by path: the metric after each epoch.
+
+  Raises:
+    SystemExit: with a one-line message if no folder matches or one lacks
+      the metric.
+  """
   folders = sorted(f for f in glob.glob(pattern) if os.path.isdir(f))
   if not folders:
     sys.exit(f'Error: no run folder matches {pattern!r}.')
@@ -51,7 +62,7 @@ def main() -> None:
     if not sep or not label or not pattern:
       sys.exit(f'Error: {group!r} is not LABEL=GLOB.')
     series.append((label, curves(pattern, args.metric)))
-  figure = compare.accuracy_figure(series, args.target, args.dpi,
+  figure = figures.accuracy_figure(series, args.target, args.dpi,
                                    metric=args.metric.replace('_', ' '))
   if args.ymin is not None:
     # Points below are cut off, so that the epochs that matter fill the plot.

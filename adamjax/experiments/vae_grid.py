@@ -3,34 +3,17 @@
   python main.py --config=configs/kingma_ba_vae.py --workdir=/tmp/vae_grid \
       --config.data_dir=/path/to/mnist
 
-The model is the paper's: one hidden layer of 500 softplus units in the
-encoder and in the decoder, a 50-dimensional Gaussian latent variable with a
-standard normal prior, and a Bernoulli decoder over the 784 pixels (grey
-values in [0, 1] as the Bernoulli targets). The loss is the negative ELBO of
-one reparameterised sample, summed over pixels, averaged over the minibatch.
+Adam with both bias corrections on or both off, for every (b1, b2) in
+config.b1s x config.b2s and learning rate 10**config.log10_learning_rates. A
+cell's rates train together as one vmapped computation (they live in the
+optimizer state, see `optimizer`) from the same parameters, batches and
+latent noise, so runs differ only in the optimizer. Into the workdir go:
 
-The grid: Adam with and without bias correction (both corrections on or
-both off, as in the paper's ablation), for every (b1, b2) in config.b1s x
-config.b2s and every learning rate 10**config.log10_learning_rates. The
-learning rates of one (correction, b1, b2) cell train together as one
-vmapped computation: the optimizer is adam_optax.adam under
-optax.inject_hyperparams, so the rate (and b1, b2) live in the optimizer
-state and every cell with the same correction reuses one compiled epoch
-(lax.scan over its steps). Every run starts from the same parameters, sees
-the same batches in the same order (order.epoch_batches) and draws the same
-latent noise at each step (order.step_key), so runs differ only in the
-optimizer.
-
-Into the workdir go:
-  cells/<cell>.json        each finished cell's per-epoch losses (a rerun
-                           skips the cells already there, if their settings
-                           match)
-  grid.csv, grid.md        one row per run: the loss after epoch 1 and
-                           after the last epoch, and whether it diverged
-  vae_grid.png             the paper's Figure 4: loss after the last epoch
-                           (and after epoch 1) against log10(alpha), with
-                           and without bias correction, one panel per
-                           (b1, b2)
+  cells/<cell>.json  each finished cell's per-epoch losses (a rerun skips
+                     the cells whose settings match)
+  grid.csv, grid.md  one row per run: the loss after epoch 1 and the last
+                     epoch, and whether it diverged
+  vae_grid.png       the paper's Figure 4 (see write_figure)
 """
 
 import json
@@ -48,23 +31,27 @@ import numpy as np
 import optax
 
 import adam_optax
+from adamjax import schema
 from adamjax.common import errors
+from adamjax.common import plotting
+from adamjax.common import tables
 from adamjax.data import input_pipeline
-from adamjax.trainer import objective
 from adamjax.data import order
+from adamjax.trainer import objective
 
 CELLS_DIR = 'cells'
 GRID_HEADER = ('bias_correction', 'b1', 'b2', 'log10_learning_rate',
                'learning_rate', 'loss_epoch_1', 'loss_final', 'epochs',
                'status')
-# A run whose epoch loss is not finite, or above this many times the loss of
-# the untrained model (epoch 1's first steps sit near 550 nats), counts as
-# diverged in the table and figure.
+# An epoch loss above this (far above an untrained model's) or not finite
+# counts as diverged.
 DIVERGED_LOSS = 1e4
 
 
 class VAE(nn.Module):
   """The section 6.4 VAE: 784-500-(50, 50) encoder, 50-500-784 decoder.
+
+  The latent prior is N(0, I); the decoder is Bernoulli over the pixels.
 
   Attributes:
     hidden: softplus units in the encoder's and the decoder's hidden layer.
@@ -110,16 +97,13 @@ class VAE(nn.Module):
 
 def negative_elbo(logits: jax.Array, x: jax.Array, mean: jax.Array,
                   log_variance: jax.Array) -> jax.Array:
-  """Per-example negative ELBO: reconstruction cross-entropy plus KL.
+  """Per-example -log p(x|z) + KL(q(z|x) || N(0, I)), in nats.
 
   Args:
     logits: Bernoulli logits (N, pixels) of p(x|z) at the sampled z.
     x: the data (N, pixels) in [0, 1].
     mean: q(z|x)'s mean (N, latent).
     log_variance: q(z|x)'s log-variance (N, latent).
-
-  Returns:
-    (N,) -log p(x|z) + KL(q(z|x) || N(0, I)), in nats.
   """
   reconstruction = optax.sigmoid_binary_cross_entropy(logits, x).sum(-1)
   kl = -0.5 * jnp.sum(1 + log_variance - mean**2 - jnp.exp(log_variance), -1)
@@ -127,20 +111,37 @@ def negative_elbo(logits: jax.Array, x: jax.Array, mean: jax.Array,
 
 
 def flatten(images: jax.Array) -> jax.Array:
-  """uint8 images (N, 28, 28, 1) -> float32 (N, 784) in [0, 1]."""
+  """The images as the VAE's flat float32 inputs (N, 784) in [0, 1].
+
+  Args:
+    images: uint8 (N, 28, 28, 1).
+  """
   return objective.preprocess(images).reshape(images.shape[0], -1)
 
 
 def batch_loss(params: Any, model: VAE, x: jax.Array,
                rng: jax.Array) -> jax.Array:
-  """The minibatch-mean negative ELBO of flattened x with noise from rng."""
+  """The minibatch-mean negative ELBO of one sample, in nats per example.
+
+  Args:
+    params: the VAE's parameters.
+    model: the VAE.
+    x: flattened data (N, pixels) in [0, 1].
+    rng: the key of the reparameterisation noise.
+  """
   noise = jax.random.normal(rng, (x.shape[0], model.latent), x.dtype)
   logits, mean, log_variance = model.apply({'params': params}, x, noise)
   return negative_elbo(logits, x, mean, log_variance).mean()
 
 
 def init_params(model: VAE, seed: int) -> Any:
-  """The model's initial parameters from `seed` (the same for every run)."""
+  """The model's initial parameters, the same for every run of the grid.
+
+  Args:
+    model: the VAE.
+    seed: config.seed; its first split key initialises the parameters (the
+      second orders the data).
+  """
   init_key = jax.random.split(jax.random.key(seed))[0]
   x = jnp.zeros((1, model.pixels), jnp.float32)
   return model.init(init_key, x, jnp.zeros((1, model.latent)))['params']
@@ -157,8 +158,8 @@ def optimizer(bias_correction: bool,
 
   Returns:
     optax.inject_hyperparams(adam_optax.adam) with learning_rate, b1 and b2
-    as arrays in its state (set them with optax.tree_utils.tree_set), so
-    one compiled program serves every rate and decay.
+    in its state (set with optax.tree_utils.tree_set), so one compiled
+    program serves every rate and decay.
   """
   return optax.inject_hyperparams(
       adam_optax.adam, static_args=('eps', 'bias_correction_mu',
@@ -273,13 +274,26 @@ def train_cell(config: ml_collections.ConfigDict, images: jax.Array,
 
 
 def cell_name(bias_correction: bool, b1: float, b2: float) -> str:
-  """The cell's file stem, e.g. 'corrected_b1_0.9_b2_0.999'."""
+  """A cell's file stem under CELLS_DIR, e.g. 'corrected_b1_0.9_b2_0.999'.
+
+  Args:
+    bias_correction: the cell's Adam variant.
+    b1: the cell's first-moment decay.
+    b2: the cell's second-moment decay.
+  """
   return (f'{"corrected" if bias_correction else "uncorrected"}_b1_{b1:g}'
           f'_b2_{b2:g}')
 
 
 def cell_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The fields a cell's result depends on (a saved cell must match them)."""
+  """The fields a cell's result depends on; a saved cell must match them.
+
+  Args:
+    config: the grid config.
+
+  Returns:
+    {field: value}, tuples as lists (as the cell's JSON holds them).
+  """
   return {k: (list(config[k]) if isinstance(config[k], (tuple, list))
               else config[k])
           for k in ('dataset', 'train_examples', 'batch_size', 'num_epochs',
@@ -287,52 +301,15 @@ def cell_settings(config: ml_collections.ConfigDict) -> dict[str, Any]:
                     'log10_learning_rates')}
 
 
-def _check_grid(config: ml_collections.ConfigDict) -> None:
-  """Raises ConfigError naming the first bad grid field, before any work."""
-  def numbers(name, low, high, closed_high=False):
-    """Raises unless config[name] is a tuple of distinct numbers in range."""
-    value = config[name]
-    ok = (isinstance(value, (tuple, list)) and value and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and
-        math.isfinite(v) and low <= v and (v <= high if closed_high else
-                                           v < high) for v in value)
-          and len(set(value)) == len(value))
-    if not ok:
-      bracket = ']' if closed_high else ')'
-      raise errors.ConfigError(
-          f'config.{name}={value!r} is invalid: accepted is a non-empty tuple '
-          f'of distinct numbers in [{low:g}, {high:g}{bracket}.')
-  numbers('b1s', 0.0, 1.0)
-  numbers('b2s', 0.0, 1.0)
-  numbers('log10_learning_rates', -10.0, 1.0, closed_high=True)
-  corrections = config.bias_corrections
-  if (not isinstance(corrections, (tuple, list)) or not corrections or
-      not all(isinstance(c, bool) for c in corrections) or
-      len(set(corrections)) != len(corrections)):
-    raise errors.ConfigError(
-        f'config.bias_corrections={corrections!r} is invalid: accepted is a '
-        'non-empty tuple of distinct booleans, e.g. "(True, False)".')
-  for name, low in (('num_epochs', 1), ('batch_size', 1), ('hidden', 1),
-                    ('latent', 1), ('seed', 0)):
-    value = config[name]
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-      raise errors.ConfigError(f'config.{name}={value!r} is invalid: '
-                               f'accepted is an integer >= {low}.')
-  examples = config.train_examples
-  if examples is not None and (not isinstance(examples, int) or
-                               isinstance(examples, bool) or examples < 1):
-    raise errors.ConfigError(
-        f'config.train_examples={examples!r} is invalid: accepted is None '
-        '(the whole training split) or an integer >= 1.')
-  eps = config.eps
-  if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and
-          math.isfinite(eps) and eps >= 0):
-    raise errors.ConfigError(
-        f'config.eps={eps!r} is invalid: accepted is a finite number >= 0.')
-
-
 def load_images(config: ml_collections.ConfigDict) -> np.ndarray:
-  """The training images the grid uses: the first train_examples of them."""
+  """The first config.train_examples training images (all if None), uint8.
+
+  Args:
+    config: the grid config (dataset, data_dir, train_examples, batch_size).
+
+  Raises:
+    errors.ConfigError: if train_examples or batch_size exceeds the split.
+  """
   train_split, _ = input_pipeline.load_dataset(config.dataset,
                                                config.data_dir)
   images = train_split.images
@@ -350,14 +327,23 @@ def load_images(config: ml_collections.ConfigDict) -> np.ndarray:
 
 
 def is_diverged(loss: float) -> bool:
-  """Whether an epoch's mean loss means the run diverged."""
+  """Whether an epoch's mean loss is not finite or above DIVERGED_LOSS.
+
+  Args:
+    loss: the epoch's mean minibatch loss.
+  """
   return not math.isfinite(loss) or loss > DIVERGED_LOSS
 
 
 def grid_rows(config: ml_collections.ConfigDict,
               cells: dict[tuple[bool, float, float], list[list[float]]]
               ) -> list[list[Any]]:
-  """The table (GRID_HEADER) of every run in `cells`."""
+  """The grid table in GRID_HEADER's order: one row per run.
+
+  Args:
+    config: the grid config.
+    cells: {(bias_correction, b1, b2): losses[epoch][lane]}.
+  """
   rows = []
   for (correction, b1, b2), per_epoch in cells.items():
     for lane, exponent in enumerate(config.log10_learning_rates):
@@ -380,17 +366,18 @@ def write_figure(config: ml_collections.ConfigDict,
                  path: str) -> None:
   """The paper's Figure 4: loss vs log10(alpha), corrected vs uncorrected.
 
-  One panel per (b1, b2); a row of panels for the loss after the last
-  epoch, and one for the loss after epoch 1 (the early instability). A
-  diverged run is drawn as an x at the top of its panel.
-  """
-  # Imported here: matplotlib loads only when the figure is drawn.
-  from adamjax.playground import figures  # pylint: disable=g-import-not-at-top
+  One panel per (b1, b2); a row for the loss after the last epoch and one
+  after epoch 1 (the early instability). A diverged run is an x at the top.
 
+  Args:
+    config: the grid config.
+    cells: {(bias_correction, b1, b2): losses[epoch][lane]}.
+    path: the PNG file to write.
+  """
   pairs = [(b1, b2) for b1 in config.b1s for b2 in config.b2s]
   epochs = sorted({len(v) for v in cells.values()})
   shown = [epochs[-1]] + ([1] if epochs[-1] != 1 else [])
-  fig = figures.new_figure(
+  fig = plotting.new_figure(
       (max(3.0 * len(pairs), 6.0), 3.0 * len(shown)), config.dpi)
   axes = fig.subplots(len(shown), len(pairs), squeeze=False, sharey='row')
   x = np.asarray(config.log10_learning_rates, float)
@@ -426,7 +413,7 @@ def write_figure(config: ml_collections.ConfigDict,
   axes[0][0].legend(fontsize='x-small')
   fig.suptitle('VAE on MNIST: Adam with (red) and without (green) bias '
                'correction\nx: off the scale or diverged', fontsize='small')
-  figures.save_png(fig, path)
+  plotting.save_png(fig, path)
 
 
 def run(config: ml_collections.ConfigDict,
@@ -443,7 +430,7 @@ def run(config: ml_collections.ConfigDict,
   Raises:
     errors.ConfigError: before any training, on a bad field.
   """
-  _check_grid(config)
+  schema.validate(config)
   images = jax.device_put(load_images(config))
   os.makedirs(os.path.join(workdir, CELLS_DIR), exist_ok=True)
   model = VAE(hidden=config.hidden, latent=config.latent,
@@ -466,9 +453,8 @@ def run(config: ml_collections.ConfigDict,
             json.dump({'settings': settings, 'losses': saved}, f)
           os.replace(path + '.tmp', path)
         cells[correction, b1, b2] = saved
-  from adamjax.playground import writers  # pylint: disable=g-import-not-at-top
-  writers.write_table(os.path.join(workdir, 'grid'), GRID_HEADER,
-                      grid_rows(config, cells))
+  tables.write_table(os.path.join(workdir, 'grid'), GRID_HEADER,
+                     grid_rows(config, cells))
   write_figure(config, cells, os.path.join(workdir, 'vae_grid.png'))
   print(f'VAE grid: {len(cells)} cells x {len(config.log10_learning_rates)} '
         f'learning rates x {config.num_epochs} epochs in '

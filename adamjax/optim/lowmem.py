@@ -62,9 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from adam_optax import _check_learning_rate
-from adam_optax import _check_weight_decay
-from adam_optax import _is_concrete_number
+from adam_optax import check_hyperparameters
 
 __all__ = [
     'BlockQuantized',
@@ -115,13 +113,11 @@ def dynamic_map(signed: bool) -> np.ndarray:
 
 
 def _boundaries(qmap: np.ndarray, signed: bool) -> np.ndarray:
-  """Decision boundaries: float32 midpoints between neighbouring map values.
-
-  For the unsigned map the first boundary (between 0 and the smallest
-  positive value) is 0 itself, so a positive value never quantises to 0.
-  """
+  """Decision boundaries: float32 midpoints between neighbouring map values."""
   mids = ((qmap[1:].astype(np.float64) + qmap[:-1]) / 2).astype(np.float32)
   if not signed:
+    # A zeroed v with a non-zero m would make the update m / eps: a positive
+    # value must never quantise to 0.
     mids[0] = 0.0
   return mids
 
@@ -173,16 +169,13 @@ def _from_blocks(blocks: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 
 def _nearest_code(normed: jax.Array, signed: bool) -> jax.Array:
-  """Index of the map value nearest to each of `normed` (in [-1, 1]).
-
-  The map's own structure gives a guess within one code of the answer: the
-  decade from six comparisons, then the linear bin inside it. One comparison
-  with the exact float32 boundary on each side then corrects it, so the
-  result is exactly "the number of boundaries strictly below the value".
-  Two table gathers per value instead of a binary search's seven: 2-4x
-  faster on XLA:CPU (which runs gathers as scalar loops), and ~6x faster
-  than jnp.searchsorted.
-  """
+  """Index of the map value nearest to each of `normed` (in [-1, 1])."""
+  # Not a binary search (seven gathers, which XLA:CPU runs as scalar loops):
+  # the map's own structure gives a guess within one code of the answer (the
+  # decade from six comparisons, then the linear bin inside it), and one
+  # comparison with the exact float32 boundary on each side corrects it, so
+  # the result is exactly "the number of boundaries strictly below the
+  # value" for two gathers.
   _, bounds = _map_and_bounds(signed)
   # Code i holds the values in (table[i], table[i + 1]].
   table = jnp.asarray(np.concatenate(
@@ -217,12 +210,9 @@ def _nearest_code(normed: jax.Array, signed: bool) -> jax.Array:
 
 
 def _lookup(table: jax.Array, index: jax.Array) -> jax.Array:
-  """table[index], laid out (sharded) like `index`.
-
-  Under a mesh with explicit axes JAX cannot infer a gather's output sharding
-  from an unsharded table and sharded indices; naming it makes the lookup
-  work there as under automatic sharding.
-  """
+  """table[index], laid out (sharded) like `index`."""
+  # Under a mesh with explicit axes JAX cannot infer a gather's output
+  # sharding from an unsharded table and sharded indices.
   return table.at[index].get(out_sharding=jax.typeof(index).sharding)
 
 
@@ -278,16 +268,7 @@ def _zeros_quantized(shape: tuple[int, ...], signed: bool,
 
 
 # ----------------------------------------------------------------------------
-# Argument checks (at construction, on concrete Python numbers only; a traced
-# value, e.g. under optax.inject_hyperparams, is passed through).
-
-
-def _check_range(name: str, value: Any, low: float, high: Optional[float],
-                 accepted: str) -> None:
-  """Raises ValueError unless a concrete `value` is in [low, high)."""
-  if _is_concrete_number(value) and not (
-      low <= value and (high is None or value < high)):
-    raise ValueError(f'{name}={value!r} is invalid: it must be {accepted}.')
+# Argument checks beyond adam_optax.check_hyperparameters.
 
 
 def _check_positive_int(name: str, value: Any) -> None:
@@ -368,10 +349,7 @@ def scale_by_adam_8bit(
     ValueError: on b1/b2 outside [0, 1), negative eps/eps_root, or a
       block_size/min_8bit_size that is not a positive integer.
   """
-  _check_range('b1', b1, 0.0, 1.0, 'in [0, 1)')
-  _check_range('b2', b2, 0.0, 1.0, 'in [0, 1)')
-  _check_range('eps', eps, 0.0, None, '>= 0')
-  _check_range('eps_root', eps_root, 0.0, None, '>= 0')
+  check_hyperparameters(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
   _check_positive_int('block_size', block_size)
   _check_positive_int('min_8bit_size', min_8bit_size)
 
@@ -456,7 +434,8 @@ def adam8bit(
     ValueError: on an out-of-range concrete hyperparameter.
 
   Example:
-    >>> import jax, jax.numpy as jnp, optax, adam_lowmem
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from adamjax.optim import lowmem
     >>> tx = lowmem.adam8bit(learning_rate=0.1)
     >>> params = jnp.linspace(-1.0, 1.0, 10_000)
     >>> state = tx.init(params)
@@ -464,7 +443,7 @@ def adam8bit(
     >>> adam_state.mu.codes.dtype, adam_state.mu.absmax.shape
     (dtype('uint8'), (40,))
   """
-  _check_learning_rate(learning_rate)
+  check_hyperparameters(learning_rate=learning_rate)
   return optax.chain(
       scale_by_adam_8bit(b1, b2, eps, eps_root, block_size=block_size,
                          min_8bit_size=min_8bit_size),
@@ -503,8 +482,7 @@ def adamw8bit(
   Raises:
     ValueError: on an out-of-range concrete hyperparameter.
   """
-  _check_learning_rate(learning_rate)
-  _check_weight_decay(weight_decay)
+  check_hyperparameters(learning_rate=learning_rate, weight_decay=weight_decay)
   return optax.chain(
       scale_by_adam_8bit(b1, b2, eps, eps_root, block_size=block_size,
                          min_8bit_size=min_8bit_size),
@@ -567,7 +545,8 @@ def kahan_compensation(
     ValueError: if dtype is not a floating dtype.
 
   Example:
-    >>> import jax.numpy as jnp, optax, adam_lowmem
+    >>> import jax.numpy as jnp, optax
+    >>> from adamjax.optim import lowmem
     >>> tx = optax.chain(optax.sgd(1e-4), lowmem.kahan_compensation())
     >>> params = jnp.ones(3, jnp.bfloat16)
     >>> state = tx.init(params)
@@ -633,17 +612,16 @@ class StochasticRoundingState(NamedTuple):
 
 
 def _round_stochastically(x: jax.Array, key: jax.Array) -> jax.Array:
-  """Rounds float32 `x` to bf16 up or down, unbiased (E[result] = x).
-
-  bf16 is float32 with the low 16 bits cut off: adding 16 uniform random
-  bits to the float32 pattern before cutting carries into the kept bits
-  with probability (cut-off part) / 2**16. Non-finite values round to
-  nearest (the carry could turn the largest NaN pattern into -0).
-  """
+  """Rounds float32 `x` to bf16 up or down, unbiased (E[result] = x)."""
+  # bf16 is float32 with the low 16 bits cut off: adding 16 uniform random
+  # bits before cutting carries into the kept bits with probability
+  # (cut-off part) / 2**16.
   bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
   noise = jax.random.bits(key, x.shape, jnp.uint32) >> 16
-  rounded = jax.lax.bitcast_convert_type((bits + noise) & jnp.uint32(0xFFFF0000),
-                                         jnp.float32)
+  rounded = jax.lax.bitcast_convert_type(
+      (bits + noise) & jnp.uint32(0xFFFF0000), jnp.float32)
+  # Non-finite values round to nearest: the carry could turn the largest NaN
+  # pattern into -0.
   return jnp.where(jnp.isfinite(x), rounded, x).astype(jnp.bfloat16)
 
 

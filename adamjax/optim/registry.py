@@ -1,11 +1,8 @@
-"""The one optimizer registry: names -> Optax transformations, one table.
+"""The one optimizer registry: names -> Optax transformations.
 
-The trainer, the comparison and the playground build their optimizers here, so
-a name means the same thing everywhere. The registry also owns the
-hyperparameters a user can set (HYPERPARAMETERS: the config's `optimizer`
-slots, with their types, ranges and meaning), so a typo, a hyperparameter the
-optimizer does not take or a value out of range is a `errors.ConfigError`
-naming the field, its value and what is accepted, before any training starts.
+The trainer, the comparison and the playground all build optimizers here, so a
+name means the same everywhere. HYPERPARAMETERS defines the config's
+`optimizer` slots, so a typo or bad value fails before any training starts.
 """
 
 import functools
@@ -64,10 +61,9 @@ class Hyperparameter(NamedTuple):
   accepted: Optional[checks.Range] = None
 
 
-# Keyword arguments of the factories that are not listed here (masks,
-# accumulator dtypes, eps_in_sqrt, ...) keep their defaults. RMSProp's decay
-# and Adadelta's rho are well defined at 1 (the average stays put); Adam's b1
-# and b2 are not (the bias correction divides by zero).
+# Factory arguments not listed here (masks, accumulator dtypes, ...) keep their
+# defaults. RMSProp's decay and Adadelta's rho may be 1 (the average stays
+# put); Adam's b1 and b2 may not (the bias correction divides by zero).
 HYPERPARAMETERS: dict[str, Hyperparameter] = {
     'b1': Hyperparameter(float, 'Adam family: decay of the first moment',
                          checks.BELOW_ONE),
@@ -111,8 +107,7 @@ HYPERPARAMETER_TYPES = {k: h.kind for k, h in HYPERPARAMETERS.items()}
 HYPERPARAMETER_RANGES = {k: h.accepted for k, h in HYPERPARAMETERS.items()
                          if h.kind is float}
 
-# How a low-precision parameter absorbs its update (config.param_rounding):
-# round to nearest (plain), Kahan-compensated, or stochastically rounded.
+# How a low-precision parameter absorbs its update (config.param_rounding).
 PARAM_ROUNDINGS = ('nearest', 'kahan', 'stochastic')
 
 
@@ -123,8 +118,7 @@ def hyperparameters(name: str) -> tuple[str, ...]:
     name: a key of OPTIMIZERS.
 
   Returns:
-    The names of its keyword arguments (besides the learning rate) that are
-    keys of HYPERPARAMETERS.
+    Its keyword arguments that are keys of HYPERPARAMETERS.
 
   Raises:
     errors.ConfigError: if `name` is not in OPTIMIZERS.
@@ -176,21 +170,13 @@ def create_optimizer(
 
   Args:
     name: a key of OPTIMIZERS.
-    learning_rate: a finite float >= 0 or a schedule (step -> learning rate).
-    grad_clip_norm: if set (finite, > 0), clip gradients to this global norm
-      first.
-    **hparams: optimizer-specific hyperparameters, keys of HYPERPARAMETERS
-      (e.g. b1, weight_decay); entries whose value is None are ignored (the
-      optimizer's default).
-
-  Returns:
-    The Optax gradient transformation.
+    learning_rate: a finite float >= 0 or a schedule.
+    grad_clip_norm: if set, clip gradients to this global norm first.
+    **hparams: keys of HYPERPARAMETERS (e.g. b1); None keeps the default.
 
   Raises:
-    errors.ConfigError: on an unknown name, a hyperparameter the optimizer
-      does not take, a value of the wrong type or out of its range, a
-      negative or non-finite learning rate, a bad clipping norm, or any value
-      the optimizer itself refuses.
+    errors.ConfigError: on an unknown name or hyperparameter, or a value of
+      the wrong type, out of range, or refused by the optimizer.
   """
   accepted = hyperparameters(name)
   hparams = {k: v for k, v in hparams.items() if v is not None}
@@ -230,23 +216,18 @@ def from_config(
   """Builds the optimizer of a config's `optimizer` slice (outside any jit).
 
   Args:
-    optimizer: the `optimizer` ConfigDict (or dict): name, learning_rate and
-      hyperparameter slots (None: the optimizer's default).
-    total_steps: the number of optimizer steps in the run (for schedules).
-    schedule: a name from schedules.SCHEDULES.
-    warmup_steps: linear warm-up steps at the start of the schedule.
-    grad_clip_norm: clip gradients to this global norm first; None: no
-      clipping.
-    param_rounding: one of PARAM_ROUNDINGS: how a low-precision parameter
-      absorbs its update.
-    seed: seeds the noise of param_rounding='stochastic'.
-
-  Returns:
-    The Optax gradient transformation.
+    optimizer: the `optimizer` ConfigDict or dict: name, learning_rate and
+      hyperparameters.
+    total_steps: optimizer steps in the run.
+    schedule: one of schedules.SCHEDULES.
+    warmup_steps: linear warm-up steps.
+    grad_clip_norm: as in create_optimizer.
+    param_rounding: one of PARAM_ROUNDINGS.
+    seed: seeds param_rounding='stochastic'.
 
   Raises:
-    errors.ConfigError: on any value create_schedule or create_optimizer
-      refuses.
+    errors.ConfigError: on any value schedules.create_schedule or
+      create_optimizer refuses.
   """
   opt = dict(optimizer)
   name = opt.pop('name')

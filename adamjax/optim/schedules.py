@@ -8,8 +8,7 @@ from adamjax.common import errors
 
 # A learning rate: 0 freezes the parameters; a negative one would ascend.
 LEARNING_RATE = checks.NON_NEGATIVE
-# 'warmup_cosine' is 'cosine' under its older name: every schedule now takes
-# the warm-up.
+# 'warmup_cosine': the older name of 'cosine' (every schedule takes a warm-up).
 SCHEDULES = ('constant', 'cosine', 'warmup_cosine', 'inverse_sqrt')
 
 
@@ -37,19 +36,15 @@ def create_schedule(
   """Builds a learning-rate schedule, with an optional linear warm-up.
 
   Args:
-    name: 'constant'; 'cosine' (decay to 0 by total_steps); 'inverse_sqrt'
-      (the paper's alpha_t = alpha / sqrt(t), t = 1, 2, ...); 'warmup_cosine'
-      is 'cosine' under its older name.
+    name: one of SCHEDULES: 'constant'; 'cosine' (to 0 by total_steps);
+      'inverse_sqrt' (the paper's alpha_t = alpha / sqrt(t), t = 1, 2, ...).
     learning_rate: the base (peak) learning rate.
-    total_steps: the number of optimizer steps in the run (>= 1).
-    warmup_steps: if > 0, the rate first rises linearly from 0 to
-      learning_rate over this many steps, then follows schedule `name` as if
-      the run started there (so 'cosine' with a warm-up is Optax's
-      warmup_cosine_decay_schedule).
+    total_steps: optimizer steps in the run (>= 1).
+    warmup_steps: steps of a linear rise from 0, after which schedule `name`
+      runs as if the run started there.
 
   Returns:
-    A float for 'constant' without warm-up, otherwise a schedule
-    (step -> learning rate).
+    A float for 'constant' without warm-up, otherwise a schedule.
 
   Raises:
     errors.ConfigError: on an unknown name, a bad learning rate, or a

@@ -19,7 +19,8 @@ Importing the package imports neither matplotlib nor the web server.
 """
 
 from adamjax.playground.problems import PROBLEMS, Problem, get_problem
-from adamjax.playground.runs import Run, Setting, compute, optimize, steps_to_tolerance
+from adamjax.playground.runs import Run, Setting, compute, optimize
+from adamjax.playground.runs import steps_to_tolerance
 from adamjax.playground.task import run
 
 __all__ = ['PROBLEMS', 'Problem', 'Run', 'Setting', 'compute', 'get_problem',

@@ -1,24 +1,27 @@
 """The playground's pictures: contour plots with paths, loss curves, a GIF.
 
-Matplotlib figures built with the object API on the Agg canvas (no pyplot, so
-no global backend or figure registry), so importing the rest of the package
-never imports matplotlib: only this module does, when a figure is drawn.
-The GIF's frames are rendered here and written with Pillow (a matplotlib
-dependency), which is what matplotlib's PillowWriter does, minus its log line.
+Drawn on common.plotting's figures (the object API on the Agg canvas), so
+importing the rest of the package never imports matplotlib: only this module
+does, when a figure is drawn. The GIF's frames are rendered here and written
+with Pillow (a matplotlib dependency), which is what matplotlib's PillowWriter
+does, minus its log line.
 """
 
-import io
 import math
 from typing import Any, Sequence
 
-from matplotlib import colormaps
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
 from PIL import Image
 
+from adamjax.common import plotting
 from adamjax.playground import problems
 from adamjax.playground.runs import Run
+
+# The generic figure code lives in common.plotting; task.py, web.py and the
+# tests reach these three through this module.
+png_bytes, save_png, style = (plotting.png_bytes, plotting.save_png,
+                              plotting.style)
 
 # Figure sizes in inches: a PNG is the size times the dpi in pixels.
 CONTOUR_FIGSIZE = (7.5, 5.0)  # The legend sits right of the square plot.
@@ -28,12 +31,6 @@ MAX_PANEL_COLUMNS = 4
 GIF_FRAMES = 60  # At most; early steps get a frame each, later ones fewer.
 GIF_FPS = 12
 GRID_POINTS = 201  # Per axis, for the contour lines.
-
-
-def style(index: int) -> dict[str, Any]:
-  """A distinct color (and, past ten runs, line style) for run `index`."""
-  return {'color': colormaps['tab10'](index % 10),
-          'linestyle': ('-', '--', ':')[index // 10 % 3]}
 
 
 def shown(run: Run, window: problems.Window) -> np.ndarray:
@@ -96,13 +93,6 @@ def _legend(fig, ax) -> None:
              loc='outside right center')
 
 
-def new_figure(figsize: tuple[float, float], dpi: int) -> Figure:
-  """A constrained-layout figure on its own Agg canvas."""
-  fig = Figure(figsize=figsize, dpi=dpi, layout='constrained')
-  FigureCanvasAgg(fig)
-  return fig
-
-
 def contour_figure(problem: problems.Problem, runs: Sequence[Run],
                    dpi: int) -> Figure:
   """One contour plot with every run's path.
@@ -115,12 +105,12 @@ def contour_figure(problem: problems.Problem, runs: Sequence[Run],
   Returns:
     The figure; its single axes is fig.axes[0].
   """
-  fig = new_figure(CONTOUR_FIGSIZE, dpi)
+  fig = plotting.new_figure(CONTOUR_FIGSIZE, dpi)
   ax = fig.add_subplot()
   window = problems.window(problem, tuple(runs[0].points[0]))
   _draw_landscape(ax, problem, window)
   for i, run in enumerate(runs):
-    _draw_path(ax, shown(run, window), run.legend, style(i))
+    _draw_path(ax, shown(run, window), run.legend, plotting.style(i))
   ax.set_title(f'f(x, y) = {problem.formula}')
   _legend(fig, ax)
   return fig
@@ -145,12 +135,13 @@ def panels_figure(problem: problems.Problem, runs: Sequence[Run],
     The figure.
   """
   rows, columns = panel_grid(len(runs))
-  fig = new_figure((PANEL_INCHES * columns, PANEL_INCHES * rows), dpi)
+  fig = plotting.new_figure((PANEL_INCHES * columns, PANEL_INCHES * rows),
+                            dpi)
   axes = fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)
   window = problems.window(problem, tuple(runs[0].points[0]))
   for i, (ax, run) in enumerate(zip(axes.flat, runs)):
     _draw_landscape(ax, problem, window)
-    _draw_path(ax, shown(run, window), run.label, style(i))
+    _draw_path(ax, shown(run, window), run.label, plotting.style(i))
     ax.set_title(f'{run.label}\n{run.status}', fontsize='medium')
   for ax in axes.flat[len(runs):]:
     ax.set_axis_off()
@@ -169,10 +160,10 @@ def loss_figure(runs: Sequence[Run], tolerance: float, dpi: int) -> Figure:
   Returns:
     The figure.
   """
-  fig = new_figure(LOSS_FIGSIZE, dpi)
+  fig = plotting.new_figure(LOSS_FIGSIZE, dpi)
   ax = fig.add_subplot()
   for i, run in enumerate(runs):
-    ax.plot(run.losses, label=run.legend, **style(i))
+    ax.plot(run.losses, label=run.legend, **plotting.style(i))
   ax.axhline(tolerance, color='grey', linewidth=0.8, linestyle='--',
              label=f'tolerance {tolerance:g}')
   ax.set_yscale('log')
@@ -184,19 +175,6 @@ def loss_figure(runs: Sequence[Run], tolerance: float, dpi: int) -> Figure:
   ax.grid(True, which='major', alpha=0.3)
   _legend(fig, ax)
   return fig
-
-
-def png_bytes(fig: Figure) -> bytes:
-  """The figure as PNG bytes, at its own dpi."""
-  out = io.BytesIO()
-  fig.savefig(out, format='png', dpi=fig.dpi)
-  return out.getvalue()
-
-
-def save_png(fig: Figure, path: str) -> None:
-  """Writes the figure to `path` as PNG, at its own dpi."""
-  with open(path, 'wb') as f:
-    f.write(png_bytes(fig))
 
 
 def to_pixel(ax, point: tuple[float, float]) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from adamjax.common import errors
+from adamjax.common import checks
 
 Loss = Callable[..., object]
 # ((x_min, x_max), (y_min, y_max)): the region a plot shows.
@@ -113,10 +113,7 @@ def get_problem(name: str) -> Problem:
   Raises:
     errors.ConfigError: naming `name` and every accepted name, if unknown.
   """
-  if not (isinstance(name, str) and name in PROBLEMS):
-    raise errors.ConfigError(
-        f'Unknown problem {name!r}; accepted: {", ".join(PROBLEMS)}.')
-  return PROBLEMS[name]
+  return PROBLEMS[checks.choice('problem', name, PROBLEMS)]
 
 
 def window(problem: Problem, start: tuple[float, float]) -> Window:
@@ -134,12 +131,6 @@ def window(problem: Problem, start: tuple[float, float]) -> Window:
     margin = 0.1 * (lim[1] - lim[0])
     return min(lim[0], value - margin), max(lim[1], value + margin)
   return widen(problem.xlim, start[0]), widen(problem.ylim, start[1])
-
-
-def inside(problem: Problem, point: tuple[float, float]) -> bool:
-  """Whether `point` lies in the problem's own (unwidened) plot window."""
-  (x0, x1), (y0, y1) = problem.xlim, problem.ylim
-  return x0 <= point[0] <= x1 and y0 <= point[1] <= y1
 
 
 def contour_levels(z: np.ndarray, log_levels: bool) -> np.ndarray:

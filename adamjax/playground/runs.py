@@ -11,6 +11,7 @@ from typing import Any, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from adamjax.common import checks
 from adamjax.common import errors
 from adamjax.optim import registry
 from adamjax.playground import problems
@@ -105,23 +106,21 @@ def cut(optimizer: str, learning_rate: float, points: np.ndarray,
   return Run(optimizer, learning_rate, points[:end], losses[:end], None, True)
 
 
-def check_start(problem: problems.Problem, start: tuple[float, float],
-                field: str = 'start') -> None:
+def check_start(problem: problems.Problem,
+                start: tuple[float, float]) -> None:
   """Raises a ConfigError unless the loss at `start` is finite.
 
   Args:
     problem: the problem.
     start: the start point.
-    field: the name of the setting, for the message.
   """
   with np.errstate(over='ignore', invalid='ignore'):
     # Computed as the trajectories are, in float32, where 1e20**2 is inf.
     value = float(problem.loss(np.array(start, np.float32)))
   if not math.isfinite(value):
-    raise errors.ConfigError(
-        f'{field}=({start[0]:g}, {start[1]:g}) is invalid: f = {value} there '
-        f'in float32; accepted: a point where f is finite, e.g. within '
-        f'x in {problem.xlim}, y in {problem.ylim}.')
+    checks.fail('start', start, f'a point where f is finite (f = {value} '
+                f'there in float32), e.g. within x in {problem.xlim}, y in '
+                f'{problem.ylim}')
 
 
 def compute(problem: problems.Problem, settings: Sequence[Setting],

@@ -2,113 +2,45 @@
 
   python main.py --config=configs/quadratic.py --workdir=/tmp/playground
 
-Every check here runs before any computation and raises errors.ConfigError
-naming the field, its value and what is accepted; main.py prints it in one
-line. The checks of single values are public: the web page applies the same
-ones to what the user types.
+Every setting is checked (adamjax.common.checks) before any computation.
 """
 
-import math
 import os
 from typing import Any
 
 import ml_collections
 
+from adamjax import schema
+from adamjax.common import checks
 from adamjax.common import errors
 from adamjax.optim import registry
 from adamjax.playground import problems
 from adamjax.playground import runs as runs_lib
 from adamjax.playground import writers
 
-MAX_STEPS = 1_000_000  # Buffers are (runs, steps + 1, 2) float32.
-DPI_RANGE = (10, 300)  # Above 300 the GIF's frames take gigabytes.
+def optimizer_name(name: str, value: Any) -> str:
+  """Checks a key of registry.OPTIMIZERS (a check for checks.sequence)."""
+  return checks.choice(name, value, registry.OPTIMIZERS)
 
 
-def _is_number(value: Any) -> bool:
-  """Whether `value` is an int or float (not a bool)."""
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def check_start(start: Any, problem: problems.Problem,
-                field: str = 'start') -> tuple[float, float]:
-  """Checks a start point: two finite numbers where the loss is finite.
-
-  Args:
-    start: the value to check.
-    problem: the problem it is a start of.
-    field: the setting's name, for the message.
-
-  Returns:
-    (x, y) as floats.
-
-  Raises:
-    errors.ConfigError: naming the field, the value and what is accepted.
-  """
-  if not (isinstance(start, (tuple, list)) and len(start) == 2 and all(
-      _is_number(v) and math.isfinite(v) for v in start)):
-    raise errors.ConfigError(
-        f'{field}={start!r} is invalid; accepted: None (the problem\'s default '
-        'start) or two finite numbers, e.g. --config.start="(1.5, -1.0)".')
-  start = float(start[0]), float(start[1])
-  runs_lib.check_start(problem, start, field)
+def _start(config: ml_collections.ConfigDict,
+           problem: problems.Problem) -> tuple[float, float]:
+  """The start point: the problem's default, or the config's if inside."""
+  if config.start is None:
+    return problem.start
+  start = tuple(float(v) for v in config.start)
+  runs_lib.check_start(problem, start)
   return start
 
 
-def check_tolerance(tolerance: Any, field: str = 'tolerance') -> float:
-  """Returns `tolerance` as a float; raises unless it is finite and > 0."""
-  if not (_is_number(tolerance) and math.isfinite(tolerance)
-          and tolerance > 0):
-    # inf would count the start as converged: "0 steps".
-    raise errors.ConfigError(f'{field}={tolerance!r} is invalid; accepted: a '
-                             'finite number > 0, e.g. 1e-6.')
-  return float(tolerance)
-
-
-def check_steps(steps: Any, field: str = 'max_steps',
-                most: int = MAX_STEPS) -> int:
-  """Returns `steps`; raises unless it is an integer in [1, most]."""
-  if not (isinstance(steps, int) and not isinstance(steps, bool)
-          and 1 <= steps <= most):
-    raise errors.ConfigError(f'{field}={steps!r} is invalid; accepted: an '
-                             f'integer from 1 to {most}.')
-  return steps
-
-
-def check_optimizer_name(name: Any, field: str) -> str:
-  """Returns `name`; raises unless it is a key of registry.OPTIMIZERS."""
-  if not (isinstance(name, str) and name in registry.OPTIMIZERS):
-    raise errors.ConfigError(
-        f'{field} has unknown optimizer {name!r}; accepted: '
-        f'{", ".join(registry.OPTIMIZERS)}.')
-  return name
-
-
 def _check_settings(config: ml_collections.ConfigDict) -> None:
-  """Raises a ConfigError naming any invalid run setting."""
-  check_steps(config.max_steps)
-  check_tolerance(config.tolerance)
-  dpi = config.dpi
-  if not (isinstance(dpi, int) and not isinstance(dpi, bool)
-          and DPI_RANGE[0] <= dpi <= DPI_RANGE[1]):
-    raise errors.ConfigError(
-        f'dpi={dpi!r} is invalid; accepted: an integer from {DPI_RANGE[0]} to '
-        f'{DPI_RANGE[1]} (pixels per inch; the contour plot is 7.5 x 5 '
-        'inches).')
-  for rate in config.learning_rates:
-    if not _is_number(rate):
-      raise errors.ConfigError(
-          f'learning_rates={config.learning_rates!r} holds {rate!r}; accepted: '
-          'numbers, e.g. --config.learning_rates="(0.01, 0.1, 0.5)".')
+  """The schema's checks, then the one between two fields."""
+  schema.validate(config)
   if config.compare and config.learning_rates:
     raise errors.ConfigError(
         f'compare=True and learning_rates={config.learning_rates!r} cannot be '
         'combined; accepted: one of them (compare runs every optimizer at '
         'one rate each; learning_rates sweeps one optimizer).')
-  for name in config.compare_optimizers:
-    check_optimizer_name(
-        name, f'compare_optimizers={config.compare_optimizers!r}')
-  for name in config.compare_learning_rates:
-    check_optimizer_name(name, 'compare_learning_rates')
 
 
 def _settings(config: ml_collections.ConfigDict) -> tuple[list, str]:
@@ -154,9 +86,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> None:
     errors.ConfigError: on an unknown problem or optimizer, or a bad setting.
   """
   problem = problems.get_problem(config.problem)
-  start = (problem.start if config.start is None
-           else check_start(config.start, problem))
   _check_settings(config)
+  start = _start(config, problem)
   settings, stem = _settings(config)
   runs = runs_lib.compute(problem, settings, start, config.max_steps,
                           config.tolerance)

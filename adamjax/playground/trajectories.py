@@ -23,6 +23,7 @@ from jax import lax
 import jax.numpy as jnp
 import optax
 
+from adamjax.common import checks
 from adamjax.optim import registry
 from adamjax.playground import problems
 
@@ -40,11 +41,6 @@ class Spec(NamedTuple):
   options: tuple[tuple[str, Any], ...] = ()
 
 
-def _is_number(value: Any) -> bool:
-  """Whether `value` is a number that can be traced (bools are options)."""
-  return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def numeric_defaults(name: str) -> dict[str, float]:
   """The numeric hyperparameters of optimizer `name` and their defaults.
 
@@ -57,7 +53,7 @@ def numeric_defaults(name: str) -> dict[str, float]:
   """
   params = inspect.signature(registry.OPTIMIZERS[name]).parameters
   return {k: float(params[k].default) for k in registry.hyperparameters(name)
-          if _is_number(params[k].default)}
+          if checks.is_real(params[k].default)}
 
 
 def split(name: str, learning_rate: float,
@@ -79,7 +75,7 @@ def split(name: str, learning_rate: float,
   for key, value in hparams.items():
     if value is None:
       continue
-    if _is_number(value):
+    if checks.is_real(value):  # Traced; bools are options.
       numbers[key] = float(value)
     else:
       options[key] = value
@@ -87,14 +83,11 @@ def split(name: str, learning_rate: float,
 
 
 def _static_args(name: str) -> tuple[str, ...]:
-  """Arguments with an integer default (e.g. adam8bit's block_size).
-
-  They fix array shapes, so they stay static; inject_hyperparams would
-  otherwise trace every numeric argument, defaults included.
-  """
+  """Arguments with an integer default (e.g. adam8bit's block_size)."""
+  # They fix array shapes; inject_hyperparams would otherwise trace every
+  # numeric argument, defaults included.
   params = inspect.signature(registry.OPTIMIZERS[name]).parameters
-  return tuple(k for k, p in params.items()
-               if isinstance(p.default, int) and not isinstance(p.default, bool))
+  return tuple(k for k, p in params.items() if checks.is_int(p.default))
 
 
 def _factory(spec: Spec):

@@ -36,6 +36,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 import uvicorn
 
+from adamjax.common import checks
 from adamjax.common import errors
 from adamjax.optim import registry
 from adamjax.playground import problems
@@ -48,6 +49,7 @@ MAX_OPTIMIZERS = 5
 # The compiled buffers hold this many steps, so any count up to it reuses
 # one compilation (a shorter run stops its loop early).
 MAX_STEPS = 10_000
+STEPS = checks.Range(1, MAX_STEPS)
 CONTOUR_POINTS = 101  # Per axis: smooth enough, and half the vertices of 201.
 STATIC = os.path.join(os.path.dirname(__file__), 'static')
 PLOTLY_JS = os.path.join(os.path.dirname(plotly.__file__), 'package_data',
@@ -58,28 +60,28 @@ PLOTLY_JS = os.path.join(os.path.dirname(plotly.__file__), 'package_data',
 # Reading the page's settings.
 
 
-def _number(value: Any, field: str) -> float:
-  """`value` (a number or the text of an input box) as a finite float."""
-  if isinstance(value, bool):
-    value = None  # JSON true/false is no number.
-  try:
-    number = float(value)
-  except (TypeError, ValueError, OverflowError):  # 'abc', [1], 10**400.
-    number = math.nan
-  if not math.isfinite(number):
-    raise errors.ConfigError(
-        f'{field}={value!r} is not a number; accepted: a finite number, '
-        'e.g. 0.1 or 1e-3.')
-  return number
+def _number(name: str, value: Any, accepted: checks.Range = checks.ANY, *,
+            integer: bool = False) -> Any:
+  """checks.number of a JSON number or an input box's text ('1e3', '0.1')."""
+  if isinstance(value, str) or checks.is_int(value):
+    try:
+      value = float(value)
+    except ValueError:
+      pass  # 'abc': checks.number refuses it by its text.
+    except OverflowError:
+      value = math.inf  # A JSON integer beyond float, e.g. 10**400.
+  if integer and isinstance(value, float) and value.is_integer():
+    value = int(value)
+  return checks.number(name, value, accepted, integer=integer)
 
 
-def _integer(value: Any, field: str, most: int) -> int:
-  """`value` as an integer in [1, most]."""
-  number = _number(value, field)
-  if number != int(number):
-    raise errors.ConfigError(f'{field}={value!r} is invalid; accepted: an '
-                             f'integer from 1 to {most}.')
-  return task.check_steps(int(number), field, most)
+def _check_count(optimizers: Any) -> None:
+  """Checks a list or tuple of 1 to MAX_OPTIMIZERS optimizers."""
+  if not isinstance(optimizers, (list, tuple)):
+    checks.fail('optimizers', optimizers,
+                f'a list of 1 to {MAX_OPTIMIZERS} optimizers')
+  checks.number('len(optimizers)', len(optimizers),
+                checks.Range(1, MAX_OPTIMIZERS), integer=True)
 
 
 def optimizer_knobs(name: str) -> dict[str, Any]:
@@ -122,46 +124,30 @@ def parse(settings: Any) -> tuple[problems.Problem, tuple[float, float], int,
   problem = problems.get_problem(settings.get('problem'))
   start = settings.get('start')
   if not (isinstance(start, list) and len(start) == 2):
-    raise errors.ConfigError(f'start={start!r} is invalid; accepted: [x, y].')
-  start = (_number(start[0], 'start x'), _number(start[1], 'start y'))
-  if not problems.inside(problem, start):
-    raise errors.ConfigError(
-        f'start=({start[0]:g}, {start[1]:g}) is outside the plot; accepted: '
-        f'x in [{problem.xlim[0]:g}, {problem.xlim[1]:g}], '
-        f'y in [{problem.ylim[0]:g}, {problem.ylim[1]:g}].')
-  steps = _integer(settings.get('steps'), 'steps', MAX_STEPS)
-  tolerance = task.check_tolerance(
-      _number(settings.get('tolerance'), 'tolerance'))
+    checks.fail('start', start, '[x, y]')
+  # Within the plot: the page can show (and click) nowhere else.
+  start = (_number('start x', start[0], checks.Range(*problem.xlim)),
+           _number('start y', start[1], checks.Range(*problem.ylim)))
+  steps = _number('steps', settings.get('steps'), STEPS, integer=True)
+  tolerance = _number('tolerance', settings.get('tolerance'), checks.POSITIVE)
   chosen = settings.get('optimizers')
-  if not (isinstance(chosen, list) and 1 <= len(chosen) <= MAX_OPTIMIZERS):
-    raise errors.ConfigError(
-        f'{len(chosen) if isinstance(chosen, list) else chosen!r} optimizers '
-        f'chosen; accepted: 1 to {MAX_OPTIMIZERS}.')
+  _check_count(chosen)
   parsed = []
-  for i, entry in enumerate(chosen, 1):
-    if not isinstance(entry, dict):
-      raise errors.ConfigError(f'optimizer {i} is not an object.')
-    name = task.check_optimizer_name(entry.get('name'), f'optimizer {i}')
+  for i, entry in enumerate(chosen):
+    checks.mapping(f'optimizers[{i}]', entry,
+                   ('name', 'learning_rate', 'numbers', 'options'))
+    name = task.optimizer_name(f'optimizers[{i}].name', entry.get('name'))
     knobs = optimizer_knobs(name)
-    rate = _number(entry.get('learning_rate'), f'{name} learning_rate')
-    hparams = {}
-    numbers, options = entry.get('numbers') or {}, entry.get('options') or {}
-    if not (isinstance(numbers, dict) and isinstance(options, dict)):
-      raise errors.ConfigError(
-          f'{name} numbers={numbers!r}, options={options!r} are invalid; '
-          'accepted: objects {hyperparameter: value}.')
-    for key, value in numbers.items():
-      if key not in knobs['numbers']:
-        raise errors.ConfigError(
-            f'{name} does not take {key!r}; accepted: '
-            f'{", ".join(knobs["numbers"]) or "no numbers"}.')
-      hparams[key] = _number(value, f'{name} {key}')
-    for key, value in options.items():
-      if key not in knobs['options'] or not isinstance(value, bool):
-        raise errors.ConfigError(
-            f'{name} option {key}={value!r} is invalid; accepted: true or '
-            f'false for {", ".join(knobs["options"]) or "no options"}.')
-      hparams[key] = value
+    # Its range is the registry's, checked as the optimizer is built.
+    rate = _number(f'{name} learning_rate', entry.get('learning_rate'))
+    numbers = checks.mapping(f'{name} numbers', entry.get('numbers') or {},
+                             knobs['numbers'])
+    options = checks.mapping(f'{name} options', entry.get('options') or {},
+                             knobs['options'])
+    hparams = {key: _number(f'{name} {key}', value)
+               for key, value in numbers.items()}
+    hparams.update((key, checks.boolean(f'{name} option {key}', value))
+                   for key, value in options.items())
     parsed.append(runs_lib.Setting(name, rate, hparams))
   return problem, start, steps, tolerance, parsed
 
@@ -192,12 +178,9 @@ def compute(settings: Any) -> tuple[list[runs_lib.Run], dict[str, float]]:
 
 
 def _float32s(values: np.ndarray) -> str:
-  """Float32 values as base64 of their little-endian bytes.
-
-  Exact, and a quarter of the size of the same values as JSON decimals
-  (whose float64 repr of a float32 has 17 digits), which shortens the
-  round trip of a 5 x 2,000-step redraw by tens of milliseconds.
-  """
+  """Float32 values as base64 of their little-endian bytes."""
+  # Exact, and a quarter of the size of JSON decimals (a float32's float64
+  # repr has 17 digits): tens of milliseconds off a 5 x 2,000-step redraw.
   return base64.b64encode(np.asarray(values, '<f4').tobytes()).decode()
 
 
@@ -376,19 +359,12 @@ def defaults_from_config(config: ml_collections.ConfigDict) -> dict[str, Any]:
     errors.ConfigError: naming the config field at fault.
   """
   problem = problems.get_problem(config.problem)
-  names = tuple(config.optimizers)
-  if not 1 <= len(names) <= MAX_OPTIMIZERS:
-    raise errors.ConfigError(
-        f'optimizers={names!r} is invalid; accepted: 1 to {MAX_OPTIMIZERS} '
-        f'names from {", ".join(registry.OPTIMIZERS)}.')
-  for name in names:
-    task.check_optimizer_name(name, f'optimizers={names!r}')
-  task.check_steps(config.steps, 'steps', MAX_STEPS)
-  task.check_tolerance(config.tolerance)
-  if not (isinstance(config.learning_rate, (int, float))
-          and config.learning_rate > 0):
-    raise errors.ConfigError(f'learning_rate={config.learning_rate!r} is '
-                             'invalid; accepted: a number > 0.')
+  _check_count(config.optimizers)
+  names = checks.sequence('optimizers', config.optimizers, task.optimizer_name,
+                          example='"(\'adam\', \'sgd\')"', distinct=False)
+  checks.number('steps', config.steps, STEPS, integer=True)
+  checks.number('tolerance', config.tolerance, checks.POSITIVE)
+  checks.number('learning_rate', config.learning_rate, checks.POSITIVE)
   return {'problem': config.problem, 'start': list(problem.start),
           'steps': config.steps, 'tolerance': config.tolerance,
           'optimizers': [{'name': n, 'learning_rate': config.learning_rate,
@@ -402,9 +378,7 @@ def bind(host: str, port: int) -> socket.socket:
     errors.ConfigError: if the port is out of range or the address cannot
       be bound (in use, or not this machine's).
   """
-  if not (isinstance(port, int) and 0 <= port <= 65535):
-    raise errors.ConfigError(f'port={port!r} is invalid; accepted: an integer '
-                             'from 0 (any free port) to 65535.')
+  checks.number('port', port, checks.Range(0, 65535), integer=True)
   try:
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     return socket.create_server((host, port), family=family)

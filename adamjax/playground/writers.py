@@ -1,14 +1,15 @@
 """The playground's tables: trajectories as CSV, a summary as CSV and Markdown.
 
 Plain `csv` and strings; shared by the command line (files in the workdir) and
-the web page (the CSV download and the on-page table use the same rows), and
-the generic table writers by the MNIST optimizer comparison (compare.py).
+the web page (the CSV download and the on-page table use the same rows). The
+summary is written in the project's table format (common.tables).
 """
 
 import csv
 import io
 from typing import Any, Sequence
 
+from adamjax.common import tables
 from adamjax.playground.runs import Run
 
 TRAJECTORY_HEADER = ('optimizer', 'learning_rate', 'step', 'x', 'y', 'loss')
@@ -55,51 +56,9 @@ def write_summary(stem: str, runs: Sequence[Run]) -> None:
     stem: the path without extension.
     runs: the runs, one row each.
   """
-  write_table(stem, SUMMARY_HEADER, summary_rows(runs))
+  tables.write_table(stem, SUMMARY_HEADER, summary_rows(runs))
 
 
 def summary_markdown(rows: Sequence[Sequence[Any]]) -> str:
   """The summary rows as a Markdown table ('—' where a cell is empty)."""
-  return markdown_table(SUMMARY_HEADER, rows)
-
-
-def markdown_table(header: Sequence[str],
-                   rows: Sequence[Sequence[Any]]) -> str:
-  """Any table as Markdown ('—' where a cell is empty).
-
-  Args:
-    header: the column names.
-    rows: the rows, each as long as the header.
-
-  Returns:
-    The Markdown text, ending in a newline.
-  """
-  lines = ['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
-  lines += ['| ' + ' | '.join(str(v) if v != '' else '—' for v in row) + ' |'
-            for row in rows]
-  return '\n'.join(lines) + '\n'
-
-
-def write_table(stem: str, header: Sequence[str],
-                rows: Sequence[Sequence[Any]]) -> None:
-  """Writes any table as `stem`.csv and `stem`.md (Markdown).
-
-  Shared with the MNIST optimizer comparison (compare.py).
-
-  Args:
-    stem: the path without extension.
-    header: the column names.
-    rows: the rows, each as long as the header.
-  """
-  write_csv(stem + '.csv', header, rows)
-  with open(stem + '.md', 'w') as f:
-    f.write(markdown_table(header, rows))
-
-
-def write_csv(path: str, header: Sequence[str],
-              rows: Sequence[Sequence[Any]]) -> None:
-  """Writes any table as CSV to `path`, the header first."""
-  with open(path, 'w', newline='') as f:
-    writer = csv.writer(f)
-    writer.writerow(header)
-    writer.writerows(rows)
+  return tables.markdown_table(SUMMARY_HEADER, rows)

@@ -1,17 +1,10 @@
 """Orbax checkpoints of a run's whole state, and the workdir they live in.
 
-A checkpoint holds the TrainState (parameters, optimizer state, step, the
-data-order key, the epoch and position in it, and the epoch's running metric
-sums), so a restored run continues exactly where the saved one stood. Next to
-it, a small JSON item records a SHA-256 fingerprint of every byte of that
-state: Orbax's atomic commit already guarantees that a killed save never looks
-complete, and the fingerprint catches what happens to the files afterwards
-(truncation, flipped bytes), so a damaged checkpoint is reported and the
-previous one used instead.
-
-The workdir also keeps the run's config (config.json). Resuming with a config
-that changes the model, the data or the optimizer state is refused with the
-differing fields named; fields in HARMLESS_FIELDS may change.
+Beside each checkpoint a JSON item holds a SHA-256 fingerprint of the state:
+Orbax's atomic commit keeps a killed save from looking complete, and the
+fingerprint catches later damage (truncation, flipped bytes), so a damaged
+checkpoint is reported and the previous one used. The workdir's config.json
+refuses a resume whose config differs outside HARMLESS_FIELDS.
 """
 
 import datetime
@@ -38,13 +31,10 @@ PREVIOUS_DIR = 'previous'
 # What a fresh start (config.restart) moves aside, never deletes.
 RUN_OUTPUTS = (CHECKPOINT_DIR, CONFIG_FILE, 'metrics.jsonl', 'tensorboard')
 
-# Config fields whose change between a run and its resumption keeps the run
-# exact (or only extends it): how long to train, how often to save and log,
-# where the same files live, the evaluation batch (evaluation is exact for any
-# batch size), and how many devices or processes share the work and whether
-# they split the optimizer state (the mesh splits the same global batch; only
-# the float summation order changes). Any other field changes the model, the
-# data order or the optimizer, and so refuses a resume.
+# Fields a resume may change and stay exact (or only extend the run): length,
+# saving and logging, file locations, the evaluation batch (exact for any
+# size), and the devices or processes sharing the work (the same global batch;
+# only the float summation order changes).
 HARMLESS_FIELDS = frozenset({
     'num_epochs', 'progress_bar', 'restart', 'checkpoint_every_steps',
     'keep_checkpoints', 'log_every_steps', 'progress_every_s',
@@ -59,8 +49,7 @@ def fingerprint(tree: Any) -> str:
   for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
     if not (getattr(leaf, 'is_fully_addressable', True) or
             leaf.is_fully_replicated):
-      # Split over several processes' devices (a sharded optimizer state):
-      # every process gathers the whole array.
+      # Split over processes (a sharded optimizer state): gather it whole.
       leaf = multihost_utils.process_allgather(leaf, tiled=True)
     array = np.asarray(jax.device_get(leaf))
     digest.update(f'{jax.tree_util.keystr(path)}:{array.dtype}:'
@@ -89,14 +78,13 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any],
                        defaults: Optional[dict[str, Any]] = None) -> list[str]:
   """Names the fields, outside HARMLESS_FIELDS, that differ, with both values.
 
-  A field missing from the saved config was added to the project after that
-  run started, when the code behaved as its default does; so it counts as
-  saved with its value in `defaults`.
+  A field missing from `saved` was added after that run started, when the
+  code behaved as its default does, so it counts as its value in `defaults`.
 
   Args:
-    saved: the config a workdir's run was started with, as a JSON dict.
-    current: the config of this run, as a JSON dict.
-    defaults: the default config, as a JSON dict (None: no defaults).
+    saved: the config the workdir's run started with, as a JSON dict.
+    current: this run's config, as a JSON dict.
+    defaults: the default config, as a JSON dict.
 
   Returns:
     Sorted 'field (saved X, now Y)' strings; empty if the run may resume.
@@ -138,13 +126,12 @@ def move_aside(workdir: str) -> Optional[str]:
 def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Refuses a workdir whose saved run the config would not continue exactly.
 
-  With config.restart, the old outputs are moved aside first. Writes the
-  current config to config.json (harmless differences, such as more epochs,
-  update it).
+  With config.restart the old outputs are moved aside first. Writes the
+  config to config.json.
 
   Args:
     config: this run's config.
-    workdir: the run's folder (created if missing).
+    workdir: created if missing.
 
   Raises:
     errors.WorkdirError: naming the differing fields and how to start afresh.
@@ -156,8 +143,7 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
       logging.info('restart: moved the previous run in %s to %s', workdir,
                    moved)
   if jax.process_count() > 1:
-    # In a multi-process run only process 0 moves the old run aside; the
-    # others look at the workdir once it has.
+    # Only process 0 moves the old run aside; the others wait for it.
     multihost_utils.sync_global_devices('checkpointing.check_workdir')
   path = os.path.join(workdir, CONFIG_FILE)
   current = _as_json_dict(config)
@@ -195,10 +181,10 @@ class Checkpoints:
   """
 
   def __init__(self, workdir: str, keep: int):
-    """Opens (or creates) the checkpoint folder.
+    """Opens (or creates) workdir/checkpoints.
 
     Args:
-      workdir: the run's folder; checkpoints go to workdir/checkpoints.
+      workdir: the run's folder.
       keep: how many of the newest checkpoints to keep.
     """
     self.directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
@@ -215,8 +201,8 @@ class Checkpoints:
     """Starts saving `state` at its step (returns before the disk write).
 
     Args:
-      state: the TrainState. It is copied first, so the train step may donate
-        its buffers while the write is still under way.
+      state: the TrainState; copied first, so the train step may donate its
+        buffers during the write.
       meta: JSON-able facts about the run to keep beside it.
     """
     step = int(state.step)
@@ -230,16 +216,14 @@ class Checkpoints:
   def restore_latest(self, target: Any) -> tuple[Any, dict[str, Any]] | None:
     """Restores the newest checkpoint that is intact.
 
-    A checkpoint that fails to load or whose bytes do not match its
-    fingerprint is reported by name, and the one before it is tried.
+    A damaged checkpoint (unreadable, or not matching its fingerprint) is
+    reported by name, and the one before it tried.
 
     Args:
-      target: a TrainState of the same structure (its arrays give shapes,
-        dtypes and shardings).
+      target: a TrainState giving the structure, shapes, dtypes, shardings.
 
     Returns:
-      (state, meta) of the newest intact checkpoint, or None if there is no
-      checkpoint at all.
+      (state, meta) of the newest intact checkpoint, or None if there is none.
 
     Raises:
       errors.WorkdirError: if checkpoints exist but none is intact.

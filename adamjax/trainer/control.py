@@ -10,9 +10,9 @@ import numpy as np
 from adamjax.common import errors
 
 
-# An epoch whose mean training loss exceeds this many times the loss of a
-# uniform guess, ln(num_classes), has diverged (see _check_divergence).
+# Times ln(num_classes), the loss of a uniform guess (see check_divergence).
 DIVERGENCE_FACTOR = 10
+
 
 class StopRequest:
   """Turns SIGINT (Ctrl-C) and SIGTERM into a flag the loop checks.
@@ -50,6 +50,7 @@ class StopRequest:
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
 
+
 def check_losses(losses: np.ndarray, first_step: int) -> None:
   """Raises DivergedError naming the step of the first non-finite loss."""
   bad = np.flatnonzero(~np.isfinite(losses))
@@ -59,13 +60,12 @@ def check_losses(losses: np.ndarray, first_step: int) -> None:
         f'{first_step + int(bad[0]) + 1}; stopping instead of training on '
         'NaN/inf. Try a smaller learning rate or --config.grad_clip_norm.')
 
-def check_divergence(train_loss: float, epoch: int, num_classes: int) -> None:
-  """Raises DivergedError if an epoch's mean loss is far above chance level.
 
-  The rule: a model that predicts every class with equal probability has
-  loss ln(num_classes) (2.30 for 10 classes); an epoch whose mean training
-  loss is DIVERGENCE_FACTOR times that has diverged, even if every loss was
-  finite (e.g. a learning rate of 1e6 gives losses around 1e20).
+def check_divergence(train_loss: float, epoch: int, num_classes: int) -> None:
+  """Raises DivergedError if train_loss > DIVERGENCE_FACTOR * ln(num_classes).
+
+  This catches divergence with finite losses (a learning rate of 1e6 gives
+  losses around 1e20).
   """
   limit = DIVERGENCE_FACTOR * math.log(num_classes)
   if train_loss > limit:

@@ -1,19 +1,11 @@
 """Data parallelism on JAX's SPMD machinery: processes, the mesh, placement.
 
-One process per host joins the others through `jax.distributed.initialize`
-(`initialize`); the devices every process lends form a one-axis mesh named
-'data' (`make_mesh`). The trainer keeps one program for any mesh: parameters
-and optimizer state are replicated (`replicated`, `place`), every global
-batch is split along 'data' (`batch_sharding`), and each process hands JAX
-only the rows of a global array that its own devices hold (`feed`). XLA's
-partitioner inserts the gradient all-reduce; nothing here communicates by
-hand. Optionally the optimizer state is split over 'data' instead
-(`state_shardings`, ZeRO-1 style).
-
-Mesh axes are `AxisType.Auto` (the compiler chooses intermediate shardings
-from the ones given at the edges), not the Explicit default of
-`jax.make_mesh`: the trainer states the shardings of its inputs and outputs
-and leaves the rest to XLA, so the single-device code runs unchanged.
+All processes' devices form one mesh axis, 'data'. The state is replicated
+(or its optimizer state split, ZeRO-1 style), every global batch is split
+along 'data' and each process feeds only its own rows; XLA inserts the
+gradient all-reduce. Mesh axes are AxisType.Auto, not jax.make_mesh's
+Explicit default, so XLA picks the inner shardings from those at the edges
+and the single-device code runs unchanged.
 """
 
 from typing import Any, Optional
@@ -23,12 +15,12 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
 
+from adamjax.common import checks
 from adamjax.common import errors
 
 DATA_AXIS = 'data'
-# --config.coordinator_address=auto: let JAX read the coordinator, process
-# count and id from the cluster scheduler's environment (SLURM, Open MPI,
-# Kubernetes, Cloud TPU).
+# coordinator_address=auto: JAX reads the coordinator, process count and id
+# from the cluster scheduler (SLURM, Open MPI, Kubernetes, Cloud TPU).
 AUTO = 'auto'
 
 
@@ -41,9 +33,8 @@ def _wants_processes(config: ml_collections.ConfigDict) -> bool:
 def initialize(config: ml_collections.ConfigDict) -> None:
   """Joins the processes of a multi-process run; a no-op for one process.
 
-  Must run before anything touches a device (main.py calls it before the
-  task; setup.setup again, which is then a no-op). On CPU the processes'
-  collectives go over TCP through gloo, JAX's default CPU collectives.
+  Must run before anything touches a device. On CPU the collectives go over
+  TCP through gloo.
 
   Args:
     config: reads coordinator_address ('host:port', 'auto' or None),
@@ -67,19 +58,17 @@ def initialize(config: ml_collections.ConfigDict) -> None:
   if address != AUTO:
     host, _, port = address.rpartition(':')
     if not host or not port.isdigit():
-      raise errors.ConfigError(
-          f'config.coordinator_address={address!r} is invalid: accepted is '
-          "'host:port' (process 0's address and a free port) or 'auto'.")
+      checks.fail('config.coordinator_address', address,
+                  "'host:port' (process 0's address and a free port) or "
+                  "'auto'")
     for name, value, low in (('num_processes', count, 1),
                              ('process_id', index, 0)):
-      if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise errors.ConfigError(
-            f'config.{name}={value!r} is invalid: accepted is an integer >= '
-            f'{low} (required with a coordinator_address other than auto).')
+      if not (checks.is_int(value) and value >= low):
+        checks.fail(f'config.{name}', value, f'an integer >= {low} (required '
+                    'with a coordinator_address other than auto)')
     if index >= count:
-      raise errors.ConfigError(
-          f'config.process_id={index} is invalid: accepted is 0 to '
-          f'config.num_processes - 1 = {count - 1}.')
+      checks.fail('config.process_id', index,
+                  f'0 to config.num_processes - 1 = {count - 1}')
   if jax.distributed.is_initialized():
     return
   jax.distributed.initialize(
@@ -103,12 +92,10 @@ def make_mesh(num_devices: Optional[int] = None) -> Mesh:
   local = jax.local_device_count()
   if num_devices is None:
     num_devices = local
-  if (not isinstance(num_devices, int) or isinstance(num_devices, bool) or
-      not 1 <= num_devices <= local):
-    raise errors.ConfigError(
-        f'config.num_devices={num_devices!r} is invalid: accepted is None (all)'
-        f' or 1 to {local} (the {jax.default_backend()} devices of this '
-        'process).')
+  if not (checks.is_int(num_devices) and 1 <= num_devices <= local):
+    checks.fail('config.num_devices', num_devices,
+                f'None (all) or 1 to {local} (the {jax.default_backend()} '
+                'devices of this process)')
   by_process = {}
   for device in sorted(jax.devices(), key=lambda d: (d.process_index, d.id)):
     by_process.setdefault(device.process_index, []).append(device)
@@ -145,11 +132,9 @@ def state_shardings(state: Any, mesh: Mesh,
   Args:
     state: a TrainState (anything with an `opt_state` field).
     mesh: the mesh.
-    shard_optimizer_state: split every optimizer-state array along 'data'
-      (on its largest dimension the device count divides; arrays with none,
-      such as step counts, stay replicated), ZeRO-1 style: each device keeps
-      and updates 1/devices of the moments. Otherwise everything is
-      replicated.
+    shard_optimizer_state: split each optimizer-state array along 'data' on
+      its largest dimension the device count divides (ZeRO-1); the rest,
+      such as step counts, stays replicated.
 
   Returns:
     A pytree of NamedShardings with the structure of `state`.
@@ -180,9 +165,6 @@ def place(tree: Any, sharding: Any) -> Any:
     tree: a pytree of arrays, identical on every process.
     sharding: one NamedSharding for every leaf, or a pytree of them with the
       structure of `tree`.
-
-  Returns:
-    The same pytree of global jax.Arrays.
   """
 
   def put(leaf, leaf_sharding):
@@ -209,17 +191,13 @@ def local_rows(mesh: Mesh, num_rows: int) -> slice:
 def feed(tree: Any, mesh: Optional[Mesh], axis: int = 0) -> Any:
   """Global arrays split along 'data' at `axis`, from each process's rows.
 
-  Every process passes the same global values; each hands JAX only its own
-  block along `axis` (`jax.make_array_from_process_local_data`), as a data
-  loader that reads only its shard would.
+  Every process passes the same values and hands JAX only its own block, as
+  a data loader reading only its shard would.
 
   Args:
-    tree: a pytree of host arrays whose dimension `axis` is the batch.
+    tree: a pytree of host arrays.
     mesh: the mesh; None returns plain arrays on the default device.
     axis: the batch dimension.
-
-  Returns:
-    The pytree of global jax.Arrays.
   """
   if mesh is None:
     return jax.tree.map(jax.numpy.asarray, tree)

@@ -16,10 +16,11 @@ def eval_step(
     mask: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
   """Summed loss and number correct over the examples where `mask` is True."""
-  losses, logits = objective.loss_and_logits(state.eval_params, state.apply_fn, images,
-                                   labels)
+  losses, logits = objective.loss_and_logits(state.eval_params,
+                                             state.apply_fn, images, labels)
   correct = jnp.argmax(logits, -1) == labels
   return jnp.sum(losses, where=mask), jnp.sum(correct, where=mask)
+
 
 def evaluate(
     state: TrainState, split: input_pipeline.Split,
@@ -28,18 +29,16 @@ def evaluate(
   """Loss and accuracy over every example exactly once.
 
   The last batch is padded to full size (one compiled shape) and the padding
-  is masked out, so the result is the exact mean over the examples, not a
-  mean of per-batch means biased by a short last batch. When the state lives
-  on a mesh, each batch is split along 'data' (batch_size rounded up to a
-  multiple of the device count) and each process feeds only its own rows.
+  masked out, so the mean is exact. On a mesh, batch_size is rounded up to a
+  multiple of the device count and each process feeds only its own rows.
 
   Args:
     state: the TrainState to evaluate.
-    split: the examples (NumPy, or arrays on the device).
+    split: NumPy arrays or arrays on the device.
     batch_size: examples per forward pass.
 
   Returns:
-    {'loss': mean loss, 'accuracy': fraction correct} over the split.
+    {'loss': mean loss, 'accuracy': fraction correct}.
   """
   mesh = distributed.mesh_of(state)
   if mesh is not None:

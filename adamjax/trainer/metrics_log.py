@@ -1,11 +1,8 @@
 """Where a run's numbers go: metrics.jsonl, TensorBoard and progress lines.
 
-metrics.jsonl gets one JSON object per epoch and is only ever appended to. A
-resumed run reads the epochs already there and never logs one twice, so a
-run killed between logging an epoch and checkpointing it repeats the epoch's
-training (bit for bit) but not its row. TensorBoard event files
-(tensorboardX, no TensorFlow needed) get the per-epoch metrics and the train
-loss every few steps. Only process 0 writes, so a multi-process run logs once.
+metrics.jsonl is append-only, one JSON row per epoch; a resumed run never
+logs an epoch twice, even one it retrains after a kill between logging and
+checkpointing. Only process 0 writes.
 """
 
 import json
@@ -41,9 +38,8 @@ class RunLog:
       workdir: the run's folder.
       first_step: the step training starts (or resumes) from; TensorBoard
         hides events a killed run wrote after it.
-      log_every_steps: write the train loss to TensorBoard every this many
-        steps (0: never).
-      progress_every_s: log a progress line at most this often (seconds).
+      log_every_steps: TensorBoard train-loss interval (0: never).
+      progress_every_s: least seconds between progress lines.
     """
     self._writes = jax.process_index() == 0
     self._path = os.path.join(workdir, METRICS_FILE)

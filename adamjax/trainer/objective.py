@@ -8,36 +8,35 @@ import optax
 
 
 class StepOptions(NamedTuple):
-  """The training objective's settings: static under jit, from the config.
+  """The training objective's settings, static under jit.
 
   Attributes:
     label_smoothing: mass spread uniformly over the classes in the targets.
-    l2: coefficient of the L2 penalty l2/2 * sum(w**2) over all parameters,
-      part of the reported training loss (the paper's regularised objective).
-    augment_shift: shift each training image by up to this many pixels in x
-      and y (uniform, zero fill), on the device.
-    ema_decay: keep an exponential moving average of the parameters with
-      this decay (evaluation uses it); None: no average.
+    l2: coefficient of the penalty l2/2 * sum(w**2), part of the reported
+      train loss (the paper's regularised objective).
+    augment_shift: max random shift of training images in pixels, on device.
+    ema_decay: decay of the parameters' moving average that evaluation uses,
+      or None.
   """
   label_smoothing: float = 0.0
   l2: float = 0.0
   augment_shift: int = 0
   ema_decay: Optional[float] = None
 
+
 def preprocess(images: jax.Array) -> jax.Array:
   """uint8 pixels -> float32 in [0, 1]."""
   return images.astype(jnp.float32) / 255.0
 
-def random_shift(rng: jax.Array, images: jax.Array, max_shift: int) -> jax.Array:
+
+def random_shift(rng: jax.Array, images: jax.Array,
+                 max_shift: int) -> jax.Array:
   """Shifts each image by its own uniform (dy, dx) in [-max_shift, max_shift].
 
   Args:
     rng: PRNG key.
-    images: (N, H, W, C) images.
-    max_shift: the largest shift in pixels; vacated pixels become 0.
-
-  Returns:
-    The shifted images, same shape and dtype.
+    images: (N, H, W, C).
+    max_shift: in pixels; vacated pixels become 0.
   """
   n, h, w, _ = images.shape
   offsets = jax.random.randint(rng, (n, 2), 0, 2 * max_shift + 1)
@@ -46,6 +45,7 @@ def random_shift(rng: jax.Array, images: jax.Array, max_shift: int) -> jax.Array
   crop = lambda image, offset: jax.lax.dynamic_slice(
       image, (offset[0], offset[1], 0), (h, w, image.shape[-1]))
   return jax.vmap(crop)(padded, offsets)
+
 
 def loss_and_logits(
     params: Any, apply_fn: Any, images: jax.Array, labels: jax.Array,
@@ -56,10 +56,10 @@ def loss_and_logits(
   Args:
     params: the model parameters.
     apply_fn: the model's apply function.
-    images: uint8 images (N, H, W, C).
-    labels: int labels (N,).
+    images: uint8 (N, H, W, C).
+    labels: int (N,).
     rng: the dropout key in training; None evaluates (no dropout).
-    label_smoothing: mass spread uniformly over the classes in the targets.
+    label_smoothing: as in StepOptions.
 
   Returns:
     (losses (N,), logits (N, classes)).
@@ -76,6 +76,7 @@ def loss_and_logits(
   else:
     losses = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
   return losses, logits
+
 
 def l2_penalty(params: Any) -> jax.Array:
   """sum(w**2) / 2 over every parameter."""

@@ -1,4 +1,4 @@
-"""The one place a config becomes objects: data, model, optimizer, state, mesh."""
+"""Where a config becomes objects: data, model, optimizer, state, mesh."""
 
 import dataclasses
 
@@ -27,16 +27,15 @@ class Run:
     config: the experiment config.
     workdir: the run's folder.
     train: the training split, replicated on every device of the mesh.
-    test: the split evaluated after each epoch, in host memory (evaluate
-      feeds it batch by batch): the test split, or the validation examples
-      held out of the training set.
-    eval_name: 'test' or 'val', the prefix of the evaluation metrics.
-    state: the train_state.TrainState (fresh, or restored from the newest checkpoint).
+    test: the split evaluated each epoch, in host memory: the test split or
+      the validation examples held out of the training set.
+    eval_name: 'test' or 'val', the evaluation metrics' prefix.
+    state: fresh, or restored from the newest checkpoint.
     steps_per_epoch: optimizer steps per epoch.
     grad_chunks: independent gradient chunks per batch (per device).
-    options: the objective's settings for the train step.
+    options: the objective's settings.
     checkpoints: the run's Orbax checkpoints.
-    mesh: the devices, of every process, that the batch is split over.
+    mesh: all processes' devices; the batch is split over them.
   """
   config: ml_collections.ConfigDict
   workdir: str
@@ -54,6 +53,7 @@ class Run:
   def step(self) -> int:
     """The state's optimizer step, read from the device."""
     return int(self.state.step)
+
 
 def _check_before_data(config: ml_collections.ConfigDict) -> None:
   """The schema's checks, and the cross-field ones that need no data."""
@@ -74,18 +74,12 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
           resume: bool = True) -> Run:
   """Builds everything a run needs: data, optimizer, state, checkpoints.
 
-  Every config check that does not need the data runs first, so a bad field
-  fails in about a second. With `resume`, the newest intact checkpoint in
-  workdir replaces the fresh state. A multi-process run joins its processes
-  first (distributed.initialize; main.py has already done so).
+  Config checks that need no data run first, so a bad field fails fast.
 
   Args:
     config: the experiment config (see configs/default.py).
     workdir: the run's folder.
-    resume: restore the newest checkpoint if there is one.
-
-  Returns:
-    The Run.
+    resume: restore the newest intact checkpoint if there is one.
 
   Raises:
     errors.UserError: on a bad config, dataset or workdir.
@@ -97,18 +91,16 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
                                 dropout_rate=config.dropout_rate)
   except ValueError as e:
     raise errors.ConfigError(f'config.model={config.model!r}: {e}') from e
-  options = objective.StepOptions(label_smoothing=float(config.label_smoothing),
-                        l2=float(config.l2),
-                        augment_shift=config.augment_shift,
-                        ema_decay=config.ema_decay)
+  options = objective.StepOptions(
+      label_smoothing=float(config.label_smoothing), l2=float(config.l2),
+      augment_shift=config.augment_shift, ema_decay=config.ema_decay)
   train, test = input_pipeline.load_dataset(config.dataset, config.data_dir)
   eval_name = 'test'
   if config.validation_examples:
     _check_at_most('validation_examples', config.validation_examples,
                    len(train.labels) - 1, 'the training-set size - 1')
-    # The last examples of the training files, the same for every seed, so
-    # runs compared on them are compared on the same examples; the test split
-    # is dropped here and never evaluated.
+    # The last training examples, the same for every seed, so runs compare on
+    # the same examples; the test split is never evaluated.
     keep = len(train.labels) - config.validation_examples
     train, test = (input_pipeline.Split(train.images[:keep],
                                         train.labels[:keep]),
@@ -121,18 +113,18 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   steps_per_epoch = num_train // config.batch_size
   mesh = distributed.make_mesh(config.get('num_devices'))
   if config.batch_size % mesh.size:
-    raise errors.ConfigError(
-        f'config.batch_size={config.batch_size} does not divide over the '
-        f'{mesh.size} devices of the mesh ({jax.process_count()} process(es) x '
-        f'{mesh.size // jax.process_count()}): accepted is a multiple of '
-        f'{mesh.size}, or set config.num_devices.')
+    checks.fail('config.batch_size', config.batch_size,
+                f'a multiple of the {mesh.size} devices of the mesh '
+                f'({jax.process_count()} process(es) x '
+                f'{mesh.size // jax.process_count()}), or set '
+                'config.num_devices')
   per_device = config.batch_size // mesh.size
   grad_chunks = config.grad_chunks or xla_cpu.default_grad_chunks(per_device)
   if per_device % grad_chunks:
-    raise errors.ConfigError(
-        f'config.grad_chunks={grad_chunks} is invalid on {mesh.size} devices: '
-        f'accepted is None (automatic) or a divisor of the per-device batch '
-        f'{per_device} (config.batch_size={config.batch_size} / {mesh.size}).')
+    checks.fail('config.grad_chunks', grad_chunks,
+                f'None (automatic) or a divisor of the per-device batch '
+                f'{per_device} (config.batch_size={config.batch_size} / '
+                f'{mesh.size} devices)')
   tx = registry.from_config(
       config.optimizer, total_steps=config.num_epochs * steps_per_epoch,
       schedule=config.schedule, warmup_steps=config.warmup_steps,
@@ -141,11 +133,10 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   checkpointing.check_workdir(config, workdir)
 
   init_rng, data_rng = jax.random.split(jax.random.key(config.seed))
-  state = train_state.create_train_state(init_rng, model, tx, train.images.shape[1:],
-                             data_rng, ema=config.ema_decay is not None,
-                             param_dtype=config.param_dtype)
-  # Every process computed the same state from the seed; each places its
-  # devices' copies (or pieces).
+  state = train_state.create_train_state(
+      init_rng, model, tx, train.images.shape[1:], data_rng,
+      ema=config.ema_decay is not None, param_dtype=config.param_dtype)
+  # Every process computed the same state from the seed.
   state = distributed.place(state, distributed.state_shardings(
       state, mesh, config.shard_optimizer_state))
   checkpoints = checkpointing.Checkpoints(workdir, config.keep_checkpoints)

@@ -24,32 +24,22 @@ def train_step(
     options: objective.StepOptions = objective.StepOptions(),
     mesh: Optional[jax.sharding.Mesh] = None,
 ) -> tuple[TrainState, Metrics]:
-  """One optimizer step on a batch (uint8 images, int labels).
+  """One optimizer step on a batch.
 
-  With grad_chunks > 1 the batch is split into that many equal chunks whose
-  gradients are computed independently and summed: the same mean gradient
-  over the whole batch, up to float summation order. The chunks' forward and
-  backward passes do not depend on each other, so XLA:CPU runs them in
-  parallel on its threads, which uses two cores better than one batch-64
-  convolution does (see default_grad_chunks). Each chunk draws its own
-  dropout masks, so with dropout the chunking changes which masks are drawn.
-  On a mesh each chunk takes an equal part of every device's share (see
-  _chunks), so the devices all work on every chunk.
+  With grad_chunks > 1 the gradient is the sum of independent chunk gradients
+  (see xla_cpu): the same mean up to float summation order, but each chunk
+  draws its own dropout masks.
 
   Args:
     state: the current TrainState.
     batch: (images (B, H, W, C) uint8, labels (B,) int32).
-    grad_chunks: how many chunks to split the batch into; must divide B (on
-      a mesh: B / devices).
-    options: the objective's settings (label smoothing, L2, augmentation,
-      weight averaging).
-    mesh: the mesh whose 'data' axis splits the batch; None: no constraint
-      (one device, or whatever sharding the inputs carry).
+    grad_chunks: must divide B (on a mesh: B / devices).
+    options: the objective's settings.
+    mesh: its 'data' axis splits the batch; None: no sharding constraint.
 
   Returns:
-    The new state (one batch further into the epoch, its metric sums
-    updated) and {'loss', 'accuracy'} on this batch (before the step; the
-    loss includes the L2 term).
+    The new state (one batch further, metric sums updated) and this batch's
+    {'loss', 'accuracy'} from before the step; the loss includes the L2 term.
   """
   images, labels = batch
   rng = order.step_key(state.data_key, state.epoch, state.position)
@@ -59,16 +49,17 @@ def train_step(
 
   def chunk_loss(params, chunk_images, chunk_labels, chunk_rng):
     """The chunk's share of the batch-mean loss, and its logits."""
-    losses, logits = objective.loss_and_logits(params, state.apply_fn, chunk_images,
-                                     chunk_labels, chunk_rng,
-                                     options.label_smoothing)
+    losses, logits = objective.loss_and_logits(
+        params, state.apply_fn, chunk_images, chunk_labels, chunk_rng,
+        options.label_smoothing)
     # Dividing by 1 (one chunk) is exact, so grad_chunks=1 is bit-identical
     # to the plain batch mean.
     return losses.mean() / grad_chunks, logits
 
   losses, logits, label_chunks, grads = [], [], [], []
   for i, (chunk_images, chunk_labels) in enumerate(zip(
-      xla_cpu.chunks(images, grad_chunks, mesh), xla_cpu.chunks(labels, grad_chunks, mesh))):
+      xla_cpu.chunks(images, grad_chunks, mesh),
+      xla_cpu.chunks(labels, grad_chunks, mesh))):
     (chunk_mean, chunk_logits), chunk_grads = jax.value_and_grad(
         chunk_loss, has_aux=True)(state.params, chunk_images, chunk_labels,
                                   jax.random.fold_in(dropout_rng, i))
@@ -79,12 +70,12 @@ def train_step(
   add = lambda *xs: functools.reduce(operator.add, xs)
   loss, grads = add(*losses), jax.tree.map(add, *grads)
   if options.l2:
-    penalty, penalty_grads = jax.value_and_grad(objective.l2_penalty)(state.params)
+    penalty, penalty_grads = jax.value_and_grad(objective.l2_penalty)(
+        state.params)
     loss = loss + options.l2 * penalty
     grads = jax.tree.map(lambda g, p: g + options.l2 * p, grads,
                          penalty_grads)
-  # Logits and labels in the same (chunk) order; on one device that is the
-  # batch order, and XLA folds the concatenation of the labels away.
+  # Labels in chunk order, like the logits (on one device XLA folds it away).
   accuracy = jnp.mean(jnp.argmax(jnp.concatenate(logits), -1) ==
                       jnp.concatenate(label_chunks))
   state = state.apply_gradients(grads=grads)
@@ -97,6 +88,7 @@ def train_step(
                         loss_sum=state.loss_sum + loss,
                         accuracy_sum=state.accuracy_sum + accuracy)
   return state, {'loss': loss, 'accuracy': accuracy}
+
 
 @functools.partial(jax.jit, donate_argnums=0,
                    static_argnames=('grad_chunks', 'options', 'mesh',
@@ -113,29 +105,24 @@ def train_steps(
 ) -> tuple[TrainState, Metrics]:
   """Runs train_step over several batches in one dispatch.
 
-  On a mesh, `images` and `labels` are replicated on every device and
-  `batch_indices` split along 'data' on its batch dimension, so each device
-  gathers its own share of every batch from its copy of the data; the state
-  stays replicated, or with shard_optimizer_state its optimizer state split
-  along 'data' (distributed.state_shardings).
+  On a mesh, `images` and `labels` are replicated and `batch_indices` split
+  along 'data', so each device gathers its share of every batch locally.
 
   Args:
-    state: the TrainState (donated: its buffers are reused).
+    state: donated: its buffers are reused.
     images: the whole training set on the device, uint8 (N, H, W, C).
-    labels: the training labels, int32 (N,).
+    labels: int32 (N,).
     batch_indices: (steps, batch_size) indices into the training set.
-    grad_chunks: independent gradient chunks per batch (see train_step).
-    options: the objective's settings (see objective.StepOptions).
-    mesh: the data-parallel mesh, or None (one device, no constraints).
-    shard_optimizer_state: keep the optimizer state split over the mesh.
+    grad_chunks: see train_step.
+    options: the objective's settings.
+    mesh: the data-parallel mesh, or None.
+    shard_optimizer_state: split the optimizer state along 'data'.
 
   Returns:
     The new state and per-step {'loss', 'accuracy'} of shape (steps,).
   """
 
-  # A Python loop, unrolled at trace time, not lax.scan: XLA:CPU runs these
-  # convolutions inside a while loop (even a one-trip one) about ten times
-  # slower than at top level.
+  # Unrolled at trace time, not lax.scan: see xla_cpu.
   metrics = []
   for idx in batch_indices:
     batch = (images[idx], labels[idx])

@@ -1,4 +1,4 @@
-"""The one state a run needs to continue exactly: parameters, optimizer, data position."""
+"""The state a run needs to continue exactly: params, optimizer, data order."""
 
 from typing import Any, Optional
 
@@ -10,19 +10,15 @@ import optax
 
 
 class TrainState(train_state.TrainState):
-  """A Flax TrainState plus everything else a run needs to continue exactly.
-
-  The whole object is what a checkpoint holds, so a restored run resumes at
-  the next batch of the same data order with the same running metric sums.
+  """A Flax TrainState plus what a checkpoint needs to resume at the next batch.
 
   Attributes:
     data_key: the raw (uint32) data of the data-order PRNG key.
     epoch: the 1-based epoch in progress.
-    position: how many batches of that epoch are done.
-    loss_sum: the float32 sum of those batches' train losses.
-    accuracy_sum: the float32 sum of those batches' train accuracies.
-    ema_params: the exponential moving average of the parameters, or None
-      when the run keeps none (StepOptions.ema_decay).
+    position: batches of that epoch done.
+    loss_sum: float32 sum of those batches' train losses.
+    accuracy_sum: float32 sum of their train accuracies.
+    ema_params: moving average of the parameters, or None (no ema_decay).
   """
   data_key: jax.Array
   epoch: jax.Array
@@ -43,6 +39,7 @@ class TrainState(train_state.TrainState):
                         loss_sum=jnp.zeros_like(self.loss_sum),
                         accuracy_sum=jnp.zeros_like(self.accuracy_sum))
 
+
 def create_train_state(
     rng: jax.Array,
     model: nn.Module,
@@ -55,14 +52,14 @@ def create_train_state(
   """Initialises parameters from `rng` and the optimizer state.
 
   Args:
-    rng: PRNG key for the parameter initialisation.
+    rng: key for the parameter initialisation.
     model: the Flax module.
     tx: the Optax optimizer.
     image_shape: shape of one image, e.g. (28, 28, 1).
     data_rng: the data-order key (default: derived from `rng`).
-    ema: keep a moving average of the parameters (starting at them).
-    param_dtype: the dtype the parameters are stored in (initialised in
-      float32, then cast); the forward pass computes in float32 either way.
+    ema: keep a moving average of the parameters, starting at them.
+    param_dtype: storage dtype (initialised in float32, then cast); the
+      forward pass computes in float32 either way.
 
   Returns:
     A TrainState at step 0, epoch 1, position 0.

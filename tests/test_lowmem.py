@@ -18,6 +18,7 @@ import numpy as np
 import optax
 import pytest
 
+import adam_optax
 from adamjax.optim import lowmem
 from adamjax import models
 
@@ -614,3 +615,20 @@ def test_bad_dtypes_and_seeds_are_named():
     lowmem.stochastic_rounding(0.5)
   with pytest.raises(ValueError, match='weight_decay=-1 is invalid'):
     lowmem.adamw8bit(1e-3, weight_decay=-1)
+
+
+@pytest.mark.parametrize('kwargs', [
+    {'b1': 1.0}, {'b2': -0.1}, {'eps': -1e-8}, {'eps_root': -1.0},
+    {'learning_rate': -1.0}, {'weight_decay': -1},
+], ids=lambda kwargs: next(iter(kwargs)))
+def test_range_checks_are_adam_optax_s(kwargs):
+  """The shared rules: the message is adam_optax.adamw's, word for word."""
+  kwargs = {'learning_rate': 1e-3, **kwargs}
+  with pytest.raises(ValueError) as ours:
+    lowmem.adamw8bit(**kwargs)
+  with pytest.raises(ValueError) as reference:
+    adam_optax.adamw(**kwargs)
+  assert str(ours.value) == str(reference.value)
+  assert not [name for name, value in vars(lowmem).items()
+              if getattr(value, '__module__', None) == 'adam_optax'
+              and name.startswith('_')]

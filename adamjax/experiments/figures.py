@@ -1,0 +1,147 @@
+"""The comparison's figures: training loss per step, accuracy per epoch.
+
+Each curve is one optimizer's mean over its seeds with the min-max band:
+
+  loss.png       training loss vs step (log y), smoothed; the raw mean faint
+  accuracy.png   test accuracy vs epoch
+"""
+
+import math
+import os
+from typing import Sequence
+
+from matplotlib import ticker
+from matplotlib.figure import Figure
+import numpy as np
+
+from adamjax.common import plotting
+from adamjax.experiments import report
+
+FIGSIZE = (9.0, 4.5)  # Inches; the legend sits right of the axes.
+
+
+def _new_axes(dpi: int):
+  """A FIGSIZE figure and its single axes."""
+  fig = plotting.new_figure(FIGSIZE, dpi)
+  return fig, fig.add_subplot()
+
+
+def _spread(label_text: str, seeds: int) -> str:
+  """The legend label, saying what the band shows when there is one."""
+  return label_text + (f' (mean, min-max of {seeds} seeds)' if seeds > 1
+                       else '')
+
+
+def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
+                                       Sequence[np.ndarray]]],
+                smoothing: float, dpi: int) -> Figure:
+  """Training loss versus step, log y: raw mean faint, smoothed mean, band.
+
+  Args:
+    series: (label, per-seed steps, per-seed losses) per curve; the seeds are
+      cut to their shortest common length.
+    smoothing: the EMA weight (report.smooth).
+    dpi: the resolution.
+  """
+  fig, ax = _new_axes(dpi)
+  low, high = math.inf, 0.0
+  # Many raw curves overlap into one grey band; fainter when there are many.
+  raw_alpha = min(0.2, 1.0 / max(1, len(series)))
+  for i, (text, steps, losses) in enumerate(series):
+    length = min(len(l) for l in losses)
+    if not length:
+      continue
+    style = plotting.style(i)
+    raw = np.array([l[:length] for l in losses])
+    smoothed = np.array([report.smooth(c, smoothing) for c in raw])
+    x = steps[0][:length]
+    ax.plot(x, raw.mean(0), color=style['color'], alpha=raw_alpha,
+            linewidth=0.5)
+    ax.plot(x, smoothed.mean(0), label=_spread(text, len(losses)), **style)
+    low, high = min(low, smoothed.min()), max(high, smoothed.max())
+    if len(losses) > 1:
+      ax.fill_between(x, smoothed.min(0), smoothed.max(0),
+                      color=style['color'], alpha=0.15)
+  ax.set_yscale('log')
+  if high > 0:
+    # The smoothed curves decide the range; single batches' losses (down to
+    # 1e-4 and below) would squash them into a band.
+    ax.set_ylim(low / 3, high * 1.5)
+  ax.set_xlabel('step')
+  ax.set_ylabel('training loss')
+  ax.set_title(f'Training loss (smoothed, EMA weight {smoothing:g}; raw mean '
+               'over seeds faint)')
+  ax.grid(True, which='major', alpha=0.3)
+  fig.legend(fontsize='small', loc='outside right center')
+  return fig
+
+
+def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
+                    target: float, dpi: int,
+                    metric: str = 'test accuracy') -> Figure:
+  """Accuracy after each epoch: the mean over seeds and its min-max band.
+
+  Args:
+    series: (label, per-seed accuracies from epoch 1) per curve; the seeds
+      are cut to their shortest common length.
+    target: drawn as a dashed horizontal line.
+    dpi: the resolution.
+    metric: the y axis's name.
+  """
+  fig, ax = _new_axes(dpi)
+  for i, (text, curves) in enumerate(series):
+    epochs = min(len(c) for c in curves)
+    if not epochs:
+      continue
+    style = plotting.style(i)
+    values = np.array([c[:epochs] for c in curves])
+    x = np.arange(1, epochs + 1)
+    ax.plot(x, values.mean(0), marker='o', label=_spread(text, len(curves)),
+            **style)
+    if len(curves) > 1:
+      ax.fill_between(x, values.min(0), values.max(0), color=style['color'],
+                      alpha=0.15)
+  ax.axhline(target, color='grey', linewidth=0.8, linestyle='--',
+             label=f'target {target:g}')
+  ax.set_xlabel('epoch')
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+  ax.set_ylabel(metric)
+  ax.set_title(f'{metric[0].upper()}{metric[1:]} after each epoch (mean over '
+               'seeds)')
+  ax.grid(True, which='major', alpha=0.3)
+  fig.legend(fontsize='small', loc='outside right center')
+  return fig
+
+
+def write_figures(workdir: str, labels: dict[str, str],
+                  results: dict[str, list[report.Result]], smoothing: float,
+                  target: float, dpi: int) -> list[str]:
+  """Draws loss.png and accuracy.png from the runs.
+
+  Args:
+    workdir: the comparison's folder; the figures go into it.
+    labels: {name: its legend label}.
+    results: {name: its runs, one per seed}; only report.finished runs are
+      drawn.
+    smoothing: the loss curves' EMA weight.
+    target: the test accuracy drawn as a dashed line.
+    dpi: the resolution.
+
+  Returns:
+    The two PNG files' paths.
+  """
+  losses, accuracies = [], []
+  for name, runs in results.items():
+    shown = report.finished(runs)
+    if not shown:
+      continue
+    curves = [report.step_losses(r.workdir) for r in shown]
+    losses.append((labels[name], [c[0] for c in curves],
+                   [c[1] for c in curves]))
+    accuracies.append((labels[name], [[row['test_accuracy'] for row in r.rows]
+                                      for r in shown]))
+  paths = [os.path.join(workdir, 'loss.png'),
+           os.path.join(workdir, 'accuracy.png')]
+  plotting.save_png(loss_figure(losses, smoothing, dpi), paths[0])
+  plotting.save_png(accuracy_figure(accuracies, target, dpi), paths[1])
+  return paths
