@@ -367,3 +367,9 @@ def test_fixed_rate_wins_over_searched_and_default(tmp_path):
                    'momentum': registry.DEFAULT_LEARNING_RATES['momentum']}
   config.learning_rates.adam = None
   assert compare.learning_rates(config, {'adam': 3e-3})['adam'] == 3e-3
+
+
+def test_search_metrics_are_the_schemas():
+  """The ranking rules cover exactly the metrics the schema accepts."""
+  assert tuple(compare.SEARCH_METRICS) == schema.SEARCH_METRICS
+  assert compare.COMPARE_FIELDS == tuple(schema.COMPARISON)
