@@ -134,6 +134,9 @@ def main(argv: Sequence[str]) -> None:
   # The shell does not expand ~ after '=', so --workdir=~/x would otherwise
   # create a folder named '~'.
   workdir = os.path.expanduser(FLAGS.workdir)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    cli.usage_exit(f'--workdir={workdir} is a file; accepted: a folder (it is '
+                   'created if missing).')
   cli.quiet_logs()
   try:
     task_function(config.task, FLAGS.mode)(config, workdir)

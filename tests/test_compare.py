@@ -268,6 +268,16 @@ def test_report_only_trains_nothing_and_marks_unfinished_runs(
     ('target_accuracy', 1.5, 'config.target_accuracy=1.5'),
     ('lr_search_factors', (1.0, -2.0), 'config.lr_search_factors'),
     ('optimizer.b1', 1.5, "entry 'adam'"),
+    ('seeds', (), 'config.seeds=() is invalid; accepted: a non-empty tuple'),
+    ('lr_search_factors', (), 'config.lr_search_factors=()'),
+    ('lr_search_factors', (0.0, 1.0), 'config.lr_search_factors[0]=0.0'),
+    ('lr_search_factors', (1.0, float('inf')),
+     'config.lr_search_factors[1]=inf'),
+    ('learning_rates.adam', 0.0, 'config.learning_rates.adam=0.0'),
+    ('num_epochs', 0, 'config.num_epochs=0'),
+    ('lr_search_epochs', 0, 'config.lr_search_epochs=0'),
+    ('lr_search_validation_examples', 0,
+     'config.lr_search_validation_examples=0'),
 ])
 def test_bad_entries_fail_before_any_training(tmp_path, monkeypatch, field,
                                               value, message):

@@ -35,6 +35,13 @@ def bad_configs(tmp_path_factory):
   folder = tmp_path_factory.mktemp('configs')
   (folder / 'syntax.py').write_text('def get_config(:\n')
   (folder / 'noget.py').write_text('x = 1\n')
+  (folder / 'notes.txt').write_text('learning rate 1e-3, 5 epochs\n')
+  (folder / 'raises.py').write_text('import os\nx = undefined_name\n')
+  (folder / 'get_raises.py').write_text(
+      'def get_config():\n  return {}["lr"]\n')
+  (folder / 'dict.py').write_text('def get_config():\n  return {"lr": 1}\n')
+  (folder / 'empty.py').write_text('')
+  (folder / 'a_folder').mkdir()
   return folder
 
 
@@ -57,11 +64,28 @@ def test_command_line_mistakes_exit_2(data_dir, tmp_path, flags, fragments):
     ('missing.py', ['missing.py: no such file']),
     ('syntax.py', ['syntax.py: syntax error at line 1']),
     ('noget.py', ['noget.py defines no get_config()']),
+    ('empty.py', ['empty.py defines no get_config()']),
+    ('notes.txt', ['notes.txt is not a Python config file', '.py file']),
+    ('raises.py', ['raises.py failed while loading at line 2: NameError',
+                   'undefined_name']),
+    ('get_raises.py', ['get_config() failed at line 2: KeyError', "'lr'"]),
+    ('dict.py', ['get_config() returned a dict; accepted: an '
+                 'ml_collections.ConfigDict']),
+    ('a_folder', ['a_folder is a folder; accepted: a config file']),
 ])
 def test_bad_config_files_exit_2(bad_configs, tmp_path, name, fragments):
   """A config file that is missing, broken or lacks get_config."""
   result = run_main(f'--config={bad_configs / name}', f'--workdir={tmp_path}')
   assert_one_clear_error(result, 2, *fragments)
+
+
+def test_a_workdir_that_is_a_file_exits_2(tmp_path):
+  """--workdir naming an existing file: one line, before anything runs."""
+  workdir = tmp_path / 'run.txt'
+  workdir.write_text('not a folder')
+  result = run_main('--config=configs/mnist.py', f'--workdir={workdir}')
+  assert_one_clear_error(result, 2, f'--workdir={workdir} is a file',
+                         'accepted: a folder')
 
 
 def test_relative_config_works_from_another_folder(tmp_path):

@@ -8,6 +8,7 @@ import importlib.util
 import logging as std_logging
 import os
 import sys
+import traceback
 from typing import NoReturn, Optional, Sequence
 
 from absl import logging
@@ -85,9 +86,15 @@ def resolve_config_path(argv: Sequence[str],
 
 def load_config_file(path: str) -> ml_collections.ConfigDict:
   """Loads a config file's get_config(); its problems exit in one line."""
+  if os.path.isdir(path):
+    usage_exit(f'--config={path} is a folder; accepted: a config file such '
+               'as configs/mnist.py.')
   if not os.path.isfile(path):
     usage_exit(f'--config={path}: no such file.')
   spec = importlib.util.spec_from_file_location('_config_probe', path)
+  if spec is None or not path.endswith('.py'):
+    usage_exit(f'--config={path} is not a Python config file; accepted: a '
+               '.py file defining get_config(), such as configs/mnist.py.')
   module = importlib.util.module_from_spec(spec)
   try:
     spec.loader.exec_module(module)
@@ -95,10 +102,30 @@ def load_config_file(path: str) -> ml_collections.ConfigDict:
     usage_exit(f'--config={path}: syntax error at line {e.lineno}: {e.msg}.')
   except ImportError as e:
     usage_exit(f'--config={path}: cannot be loaded: {e}.')
+  except Exception as e:  # pylint: disable=broad-except
+    # The file is the user's input, so its failure is theirs to fix.
+    usage_exit(f'--config={path} failed while loading{_where(e, path)}: '
+               f'{type(e).__name__}: {e}')
   if not callable(getattr(module, 'get_config', None)):
     usage_exit(f'--config={path} defines no get_config(); a config file '
                'must define get_config() returning a ConfigDict.')
-  return module.get_config()
+  try:
+    config = module.get_config()
+  except Exception as e:  # pylint: disable=broad-except
+    usage_exit(f'--config={path}: get_config() failed{_where(e, path)}: '
+               f'{type(e).__name__}: {e}')
+  if not isinstance(config, ml_collections.ConfigDict):
+    usage_exit(f'--config={path}: get_config() returned a '
+               f'{type(config).__name__}; accepted: an '
+               'ml_collections.ConfigDict.')
+  return config
+
+
+def _where(error: BaseException, path: str) -> str:
+  """' at line N' of the config file where `error` was raised, if there."""
+  lines = [frame.lineno for frame in traceback.extract_tb(error.__traceback__)
+           if os.path.abspath(frame.filename) == os.path.abspath(path)]
+  return f' at line {lines[-1]}' if lines else ''
 
 
 def check_overrides(config: ml_collections.ConfigDict,
