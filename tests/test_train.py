@@ -70,6 +70,9 @@ def test_non_finite_loss_stops_with_the_step_number(tiny_mnist_dir, tmp_path):
     ('num_epochs', 0, r'config.num_epochs=0 is invalid'),
     ('grad_chunks', 3, r'config.grad_chunks=3 is invalid; accepted: .* divisor '
      r'of config.batch_size=32'),
+    ('param_rounding', 'kahan', r"config.param_rounding='kahan' is invalid; "
+     r"accepted: nearest with config.param_dtype='float32'; kahan needs "
+     r'param_dtype bfloat16 or float16'),
 ])
 def test_bad_config_values_are_named(tiny_mnist_dir, tmp_path, field, value,
                                      message):
@@ -185,6 +188,12 @@ def test_bad_param_dtype_and_rounding_are_named(tiny_mnist_dir, tmp_path):
                      r'accepted: nearest, kahan, stochastic'):
     train.train_and_evaluate(
         tiny_config(tiny_mnist_dir, param_rounding='up'), str(tmp_path))
+  # Stochastic rounding is bfloat16's only: float16 is refused up front.
+  with pytest.raises(ValueError, match=r"param_rounding='stochastic' is "
+                     r".*stochastic needs param_dtype bfloat16\.$"):
+    train.train_and_evaluate(
+        tiny_config(tiny_mnist_dir, param_dtype='float16',
+                    param_rounding='stochastic'), str(tmp_path))
 
 
 def test_a_stop_requested_during_the_last_evaluation_is_not_lost(

@@ -62,6 +62,15 @@ def _check_before_data(config: ml_collections.ConfigDict) -> None:
     checks.fail('config.grad_chunks', config.grad_chunks,
                 'None (automatic) or a divisor of config.batch_size='
                 f'{config.batch_size}')
+  # Rounding modes act on low-precision parameters only; asked of others
+  # they would silently do nothing (or fail deep inside init).
+  rounds = {'kahan': ('bfloat16', 'float16'), 'stochastic': ('bfloat16',),
+            'nearest': ('float32', 'bfloat16', 'float16')}
+  if config.param_dtype not in rounds[config.param_rounding]:
+    checks.fail('config.param_rounding', config.param_rounding,
+                f'nearest with config.param_dtype={config.param_dtype!r}; '
+                f'{config.param_rounding} needs param_dtype '
+                f'{" or ".join(rounds[config.param_rounding])}')
 
 
 def _check_at_most(name: str, value: int, most: int, what: str) -> None:
