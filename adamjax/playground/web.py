@@ -10,6 +10,9 @@ POSTs the settings to /api/run, which checks them, runs
 one compilation per problem and optimizer set) and returns the paths, the
 loss curves and the summary table. Bad input comes back as a 400 with a
 one-line message the page shows; nothing a user types reaches a traceback.
+A body over MAX_BODY (or a download link's q over MAX_QUERY) is a 413 before
+it is parsed, JSON nested deeper than MAX_DEPTH a 400, and an unknown path
+or method its 404 or 405, each with a one-line JSON 'error'.
 
 Starlette (the ASGI toolkit under FastAPI) serves the routes and uvicorn runs
 them; both start in about 0.1 s and install in under 2 MB.
@@ -31,6 +34,7 @@ import numpy as np
 import plotly
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -46,6 +50,13 @@ from adamjax.playground import trajectories
 from adamjax.playground import writers
 
 MAX_OPTIMIZERS = 5
+# A request's size and shape: the page's settings are under 2 KB and 4
+# levels deep, so these bound a request's parsing and checking time (and
+# keep Python's recursion, in the parser or in a message's repr, far away).
+MAX_BODY = 1 << 20  # Bytes of a POST body; more is a 413.
+MAX_QUERY = 16 << 10  # Characters of a download link's q; more is a 413.
+MAX_DEPTH = 16  # Nesting of the JSON settings.
+MAX_MESSAGE = 400  # Characters of an error message; the middle is cut.
 # The compiled buffers hold this many steps, so any count up to it reuses
 # one compilation (a shorter run stops its loop early).
 MAX_STEPS = 10_000
@@ -224,17 +235,104 @@ def contour_json(name: str) -> dict[str, Any]:
 # The app.
 
 
+class TooLargeError(errors.ConfigError):
+  """A request larger than the server reads: answered with a 413."""
+
+
+def _one_line(message: str) -> str:
+  """`message` on one line of at most MAX_MESSAGE characters.
+
+  The middle of a long message is cut: its start names the field and its
+  end says what is accepted (a value's repr can be a megabyte long).
+  """
+  message = ' '.join(message.splitlines())
+  if len(message) <= MAX_MESSAGE:
+    return message
+  half = (MAX_MESSAGE - 5) // 2
+  return f'{message[:half]} ... {message[-half:]}'
+
+
 def _error(e: errors.UserError) -> JSONResponse:
-  """A bad-input answer: 400 and the one-line message for the page."""
-  return JSONResponse({'error': str(e)}, status_code=400)
+  """A bad-input answer: 400 (413 if too large) and a one-line message."""
+  status = 413 if isinstance(e, TooLargeError) else 400
+  return JSONResponse({'error': _one_line(str(e))}, status_code=status)
+
+
+def _depth_at_most(value: Any, limit: int) -> bool:
+  """Whether decoded JSON `value` nests at most `limit` lists and dicts."""
+  stack = [(value, 1)]  # Iterative: no recursion, however deep.
+  while stack:
+    item, depth = stack.pop()
+    if isinstance(item, (list, dict)):
+      if depth > limit:
+        return False
+      children = item.values() if isinstance(item, dict) else item
+      stack.extend((child, depth + 1) for child in children)
+  return True
+
+
+def decode(text: bytes | str, name: str) -> Any:
+  """JSON settings from `text`; one-line errors, never a RecursionError.
+
+  NaN and Infinity tokens (which Python's json accepts) decode to floats,
+  so the field's own check refuses them by name ('steps=nan is invalid').
+
+  Args:
+    text: the JSON text (a POST body or a download link's q).
+    name: what it is, for messages ('The request', 'q').
+
+  Raises:
+    errors.ConfigError: if it is not JSON (or not UTF-8), or nests deeper
+      than MAX_DEPTH.
+  """
+  deep = errors.ConfigError(f'{name} is nested too deeply; accepted: JSON '
+                            f'settings nested at most {MAX_DEPTH} levels.')
+  try:
+    value = json.loads(text)
+  except RecursionError as e:  # Python's parser recurses per level.
+    raise deep from e
+  except json.JSONDecodeError as e:
+    raise errors.ConfigError(f'{name} is not JSON settings: {e.msg}.') from e
+  except ValueError as e:  # Not UTF-8, or an integer of > 4300 digits.
+    raise errors.ConfigError(f'{name} is not JSON settings.') from e
+  if not _depth_at_most(value, MAX_DEPTH):
+    raise deep
+  return value
+
+
+async def read_body(request: Request) -> bytes:
+  """The POST body, refused (413) past MAX_BODY bytes before it is parsed.
+
+  Content-Length is checked first, and the bytes actually read are counted
+  too (a chunked body has none, and a client can send more than it says).
+
+  Raises:
+    errors.ConfigError: on a bad Content-Length; TooLargeError past the cap.
+  """
+  too_large = TooLargeError(f'The request body is over {MAX_BODY} bytes; '
+                            f'accepted: at most {MAX_BODY}.')
+  length = request.headers.get('content-length')
+  if length is not None:
+    if not length.isdigit():
+      raise errors.ConfigError(f'Content-Length={length[:20]!r} is invalid; '
+                               'accepted: a whole number of bytes.')
+    if int(length) > MAX_BODY:
+      raise too_large
+  body = bytearray()
+  async for chunk in request.stream():
+    body += chunk
+    if len(body) > MAX_BODY:
+      raise too_large
+  return bytes(body)
 
 
 def _settings_from_query(request: Request) -> Any:
   """The settings a download link carries as JSON in its `q` parameter."""
-  try:
-    return json.loads(request.query_params.get('q', ''))
-  except json.JSONDecodeError as e:
-    raise errors.ConfigError(f'q is not JSON settings: {e.msg}.') from e
+  q = request.query_params.get('q', '')
+  if len(q) > MAX_QUERY:
+    raise TooLargeError(f'q is {len(q)} characters long; accepted: at most '
+                        f'{MAX_QUERY}.')
+  return decode(q, 'q')
 
 
 def create_app(defaults: dict[str, Any],
@@ -280,9 +378,9 @@ def create_app(defaults: dict[str, Any],
     """Runs the posted settings; the paths, losses, table and timings."""
     began = time.perf_counter()
     try:
-      settings = await request.json()
-    except ValueError:  # Not JSON, or not UTF-8.
-      return _error(errors.ConfigError('The request is not JSON settings.'))
+      settings = decode(await read_body(request), 'The request')
+    except errors.UserError as e:
+      return _error(e)
     try:
       # In a worker thread: the event loop keeps serving the page meanwhile.
       result, timing = await run_in_threadpool(compute, settings)
@@ -331,7 +429,15 @@ def create_app(defaults: dict[str, Any],
     return _download(figures.png_bytes(fig), 'playground_contour.png',
                      'image/png')
 
-  return Starlette(routes=[
+  def http_error(request: Request, exc: Exception) -> Response:
+    """An unknown path or method: its status, and a one-line JSON message."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse(
+        {'error': _one_line(f'{request.method} {request.url.path}: '
+                            f'{exc.detail}.')},
+        status_code=exc.status_code, headers=exc.headers)
+
+  return Starlette(exception_handlers={HTTPException: http_error}, routes=[
       Route('/', index),
       Route('/static/plotly.min.js', plotly_js),
       Route('/api/meta', meta),
