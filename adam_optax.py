@@ -65,6 +65,7 @@ __all__ = [
     'adamw',
     'amsgrad',
     'check_hyperparameters',
+    'check_updates_like',
     'nadam',
     'nadamw',
     'scale_by_adam',
@@ -90,7 +91,8 @@ ScaleByAmsgradState = optax.ScaleByAmsgradState
 
 # name -> (whether a concrete value is accepted, what is accepted).
 _BELOW_ONE = (lambda value: 0.0 <= value < 1.0, 'in [0, 1)')
-_NON_NEGATIVE = (lambda value: value >= 0.0, '>= 0')
+_NON_NEGATIVE = (lambda value: 0.0 <= value < float('inf'),
+                 '>= 0')
 _RANGES = {
     'b1': _BELOW_ONE,
     'b2': _BELOW_ONE,
@@ -99,6 +101,8 @@ _RANGES = {
     'learning_rate': _NON_NEGATIVE,
     'weight_decay': _NON_NEGATIVE,
 }
+# Those that may also be a schedule (a callable step -> value).
+_SCHEDULABLE = ('learning_rate', 'weight_decay')
 _FLAGS = ('nesterov', 'amsgrad', 'bias_correction_mu', 'bias_correction_nu')
 
 
@@ -109,15 +113,19 @@ def check_hyperparameters(**named_values: Any) -> None:
 
   * ``b1``, ``b2``: in [0, 1). At 1 a moment never forgets and its bias
     correction divides by 0.
-  * ``eps``, ``eps_root``, ``learning_rate``, ``weight_decay``: >= 0.
+  * ``eps``, ``eps_root``, ``learning_rate``, ``weight_decay``: finite and
+    >= 0 (an infinite rate or decay turns every parameter into inf or NaN).
   * ``nesterov``, ``amsgrad``, ``bias_correction_mu``,
     ``bias_correction_nu``: a Python or NumPy bool. Flags choose the program
     that is traced, so they must be static, and a truthy non-bool such as the
     string 'False' would silently mean True.
 
-  Only concrete Python/NumPy numbers are range-checked: a jax array, a tracer
-  (``optax.inject_hyperparams``, ``vmap`` over rates) or a schedule passes
-  through, since reading it would force a host sync or fail.
+  Only concrete Python/NumPy numbers are range-checked: a jax or NumPy array,
+  a tracer (``optax.inject_hyperparams``, ``vmap`` over rates) or, for
+  ``learning_rate`` and ``weight_decay``, a schedule passes through, since
+  reading it would force a host sync or fail. Anything else (a string,
+  None, a list, a bool) is refused with a TypeError: it would otherwise fail
+  deep inside the first traced update.
 
   Args:
     **named_values: hyperparameters by name, e.g. ``b1=0.9, eps=1e-8``.
@@ -125,7 +133,8 @@ def check_hyperparameters(**named_values: Any) -> None:
   Raises:
     ValueError: naming the first bad argument, its value and what is
       accepted.
-    TypeError: for a name without a rule (a programming error).
+    TypeError: for a value that is not a number (naming the argument and
+      what is accepted), or a name without a rule (a programming error).
 
   Example:
     >>> import adam_optax
@@ -145,8 +154,18 @@ def check_hyperparameters(**named_values: Any) -> None:
       # numbers.Real covers np.float32 and np.int64, which are not Python
       # floats or ints; jax arrays (so tracers) and schedules are not in it.
       concrete = (isinstance(value, numbers.Real)
-                  and not isinstance(value, bool))
+                  and not isinstance(value, (bool, np.bool_)))
+      if not concrete and not (
+          isinstance(value, (jax.Array, np.ndarray))
+          or (name in _SCHEDULABLE and callable(value))):
+        kinds = ('a number, an array or a schedule' if name in _SCHEDULABLE
+                 else 'a number or an array')
+        raise TypeError(
+            f'{name}={value!r} is invalid: it must be {kinds}, '
+            f'{accepted}; got a {type(value).__name__}.')
       if concrete and not accepts(value):
+        if abs(value) == float('inf'):
+          accepted = f'finite and {accepted}'
         raise ValueError(
             f'{name}={value!r} is invalid: it must be {accepted}.')
     else:
@@ -280,6 +299,46 @@ def _real_hyperparameter(value: Any) -> Any:
   if isinstance(value, (jax.Array, np.ndarray)) and jnp.iscomplexobj(value):
     return jnp.real(value)
   return value
+
+
+def check_updates_like(updates: optax.Updates, moment: Any, where: str,
+                        is_leaf: Optional[Callable[[Any], bool]] = None,
+                        shape: Callable[[Any], tuple[int, ...]] = jnp.shape
+                        ) -> None:
+  """Raises unless `updates` has the pytree and shapes of `moment`'s params.
+
+  `moment` is a moment from the state, whose leaves (as `is_leaf` sees
+  them) stand for the params' leaves, each of shape `shape(leaf)`. Runs on
+  shapes only, so under jit it costs nothing at run time; without it a
+  mismatch surfaces as a deep tree_map or broadcasting error.
+
+  Raises:
+    ValueError: naming the key paths the gradients lack or add, or the first
+      leaf whose shape differs from the param's, in `where`'s update.
+  """
+  expected = jax.tree_util.tree_flatten_with_path(moment, is_leaf=is_leaf)[0]
+  got = jax.tree_util.tree_flatten_with_path(updates)[0]
+  expected_paths = [jax.tree_util.keystr(path) for path, _ in expected]
+  got_paths = [jax.tree_util.keystr(path) for path, _ in got]
+  advice = ('pass gradients with the pytree and shapes of the params the '
+            'optimizer state was initialised with.')
+  if (expected_paths != got_paths or jax.tree.structure(updates)
+      != jax.tree.structure(moment, is_leaf=is_leaf)):
+    missing = [p for p in expected_paths if p not in got_paths]
+    extra = [p for p in got_paths if p not in expected_paths]
+    parts = [f'lack {", ".join(missing)}' if missing else '',
+             f'have extra {", ".join(extra)}' if extra else '']
+    what = ' and '.join(p for p in parts if p) or (
+        f'have structure {jax.tree.structure(updates)} instead of '
+        f'{jax.tree.structure(moment, is_leaf=is_leaf)}')
+    raise ValueError(f'{where}: the gradients do not match the params: they '
+                     f'{what}; {advice}')
+  for path, (_, g), (_, m) in zip(got_paths, got, expected):
+    if jnp.shape(g) != tuple(shape(m)):
+      raise ValueError(
+          f'{where}: the gradient at {path or "the root"} has shape '
+          f'{jnp.shape(g)} but the param has shape {tuple(shape(m))}; '
+          f'{advice}')
 
 
 # ----------------------------------------------------------------------------
@@ -459,6 +518,7 @@ def scale_by_adam(
 
   def update_fn(updates, state, params=None):
     del params
+    check_updates_like(updates, state.mu, 'scale_by_adam')
     count, mu, nu, nu_hat = _moments(updates, state, b1, b2,
                                      bias_correction_nu)
     updates = _directions(updates, mu, nu_hat, count, b1, eps, eps_root,
@@ -527,6 +587,7 @@ def scale_by_amsgrad(
 
   def update_fn(updates, state, params=None):
     del params
+    check_updates_like(updates, state.mu, 'scale_by_amsgrad')
     count, mu, nu, nu_hat = _moments(updates, state, b1, b2,
                                      bias_correction_nu)
     nu_max = jax.tree.map(lambda old, v: jnp.maximum(old.astype(v.dtype), v),
@@ -578,6 +639,7 @@ def scale_by_adamax(
 
   def update_fn(updates, state, params=None):
     del params
+    check_updates_like(updates, state.mu, 'scale_by_adamax')
     b1_, b2_, eps_ = map(_real_hyperparameter, (b1, b2, eps))
     count = optax.safe_increment(state.count)
     bc1 = _bias_correction(b1_, count)

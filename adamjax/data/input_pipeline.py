@@ -80,8 +80,8 @@ def read_idx(path: str) -> np.ndarray:
 
   Raises:
     errors.MissingFileError: if the file does not exist.
-    errors.DataError: if the file is not a complete uint8 IDX file of 1 or 3
-      dimensions.
+    errors.DataError: if the file cannot be read or decompressed, or is not
+      a complete uint8 IDX file of 1 or 3 dimensions.
   """
   if not os.path.isfile(path):
     raise errors.MissingFileError(f'{path}: no such IDX file')
@@ -92,10 +92,22 @@ def read_idx(path: str) -> np.ndarray:
     else:
       with open(path, 'rb') as f:
         data = f.read()
+  except PermissionError as e:
+    raise errors.DataError(
+        f'{path}: cannot read: permission denied ({e.strerror or e}); make '
+        'the file readable') from e
   except (OSError, EOFError) as e:
+    if not path.endswith('.gz'):
+      raise errors.DataError(f'{path}: cannot read: {e}') from e
     # How gzip reports corrupt or cut-off archives; say which file it was.
-    raise errors.DataError(f'{path}: cannot decompress: {e}') from e
+    raise errors.DataError(
+        f'{path}: cannot decompress: {e} (not a complete gzip file: '
+        'truncated or corrupt)') from e
 
+  if not data:
+    raise errors.DataError(
+        f'{path}: empty file: 0 bytes; an IDX file starts with a 4-byte '
+        'magic number')
   if len(data) < 4:
     raise errors.DataError(
         f'{path}: truncated IDX header: {len(data)} bytes, need 4 for the '
@@ -172,9 +184,9 @@ def load_idx_dir(data_dir: str) -> tuple[Split, Split]:
 
   Raises:
     errors.MissingFileError: if the folder or one of the files is missing.
-    errors.DataError: if a file is not valid IDX, images are not 28x28,
-      counts of images and labels differ, a split is empty, or a label is
-      outside 0..9.
+    errors.DataError: if the folder or a file is not readable, a file is not
+      valid IDX, images are not 28x28, counts of images and labels differ, a
+      split is empty, or a label is outside 0..9.
   """
   # The shell leaves `~` alone after `--config.data_dir=`.
   data_dir = os.path.expanduser(data_dir)
@@ -183,6 +195,13 @@ def load_idx_dir(data_dir: str) -> tuple[Split, Split]:
   paths = {name: _find_idx_file(data_dir, name) for name in _IDX_NAMES}
   missing = [name for name, path in paths.items() if path is None]
   if missing:
+    try:
+      # Without permission to read the folder every file looks missing.
+      os.listdir(data_dir)
+    except PermissionError as e:
+      raise errors.DataError(
+          f'data_dir {data_dir} is not readable: permission denied '
+          f'({e.strerror or e}); make the folder readable') from e
     raise errors.MissingFileError(
         f'{data_dir} lacks {", ".join(missing)} (plain or .gz); it must hold '
         f'the four IDX files {", ".join(_IDX_NAMES)}')

@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from adam_optax import check_updates_like
 from adam_optax import check_hyperparameters
 
 __all__ = [
@@ -380,6 +381,12 @@ def scale_by_adam_8bit(
 
   def update_fn(updates, state, params=None):
     del params
+    # A BlockQuantized moment stands for one param leaf of its codes' shape.
+    check_updates_like(
+        updates, state.mu, 'scale_by_adam_8bit',
+        is_leaf=lambda x: isinstance(x, BlockQuantized),
+        shape=lambda m: (m.codes.shape if isinstance(m, BlockQuantized)
+                         else jnp.shape(m)))
     count = optax.safe_increment(state.count)
     # Bias corrections in float32 whatever the gradients' dtype: in bf16,
     # 1 - 0.999**t rounds to 0 for small t.
