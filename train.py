@@ -172,9 +172,12 @@ def evaluate_saved(config: ml_collections.ConfigDict,
     {'loss', 'accuracy'} on the test split, also printed.
 
   Raises:
-    errors.WorkdirError: if workdir holds no checkpoint.
+    errors.WorkdirError: if workdir holds no intact checkpoint, or it or its
+      checkpoints folder is a file.
   """
   directory = os.path.join(workdir, checkpointing.CHECKPOINT_DIR)
+  checkpointing.check_folder(workdir, 'a folder (--workdir)')
+  checkpointing.check_folder(directory, "the run's checkpoints folder")
   if not os.path.isdir(directory):
     raise errors.WorkdirError(
         f'No checkpoint to evaluate in {workdir} (no {directory}); train '

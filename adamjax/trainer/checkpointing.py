@@ -102,6 +102,42 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any],
   return differences
 
 
+def check_folder(path: str, what: str) -> None:
+  """Refuses a path that exists but is not a folder.
+
+  Args:
+    path: the folder.
+    what: what it should be, for the message ("the run's checkpoints
+      folder").
+
+  Raises:
+    errors.WorkdirError: naming the path and what to do.
+  """
+  if os.path.lexists(path) and not os.path.isdir(path):
+    raise errors.WorkdirError(
+        f'{path} is a file, not {what}; remove or rename it, or use another '
+        '--workdir.')
+
+
+def _read_saved_config(path: str) -> dict[str, Any]:
+  """workdir/config.json as a dict; a damaged one is a WorkdirError."""
+  fix = ('pass --config.restart=True to move the old run aside and start '
+         'afresh.')
+  if os.path.isdir(path):
+    raise errors.WorkdirError(f'{path} is a folder, not the saved config; '
+                              f'{fix}')
+  try:
+    with open(path, 'rb') as f:
+      saved = json.loads(f.read().decode('utf-8'))
+  except OSError as e:
+    raise errors.WorkdirError(f'cannot read {path}: {e.strerror}.') from e
+  except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+    raise errors.WorkdirError(f'{path} is not valid JSON ({e}); {fix}') from e
+  if not isinstance(saved, dict):
+    raise errors.WorkdirError(f'{path} is not a config (a JSON object); {fix}')
+  return saved
+
+
 def move_aside(workdir: str) -> Optional[str]:
   """Moves a previous run's outputs into workdir/previous/<time>/.
 
@@ -136,7 +172,13 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
   Raises:
     errors.WorkdirError: naming the differing fields and how to start afresh.
   """
-  os.makedirs(workdir, exist_ok=True)
+  check_folder(workdir, 'a folder (--workdir)')
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise errors.WorkdirError(
+        f'cannot create the workdir {workdir}: {e.strerror}; choose another '
+        '--workdir.') from e
   if config.get('restart', False) and jax.process_index() == 0:
     moved = move_aside(workdir)
     if moved:
@@ -147,15 +189,9 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
     multihost_utils.sync_global_devices('checkpointing.check_workdir')
   path = os.path.join(workdir, CONFIG_FILE)
   current = _as_json_dict(config)
-  if os.path.exists(os.path.join(workdir, CHECKPOINT_DIR)) and os.path.exists(
-      path):
-    with open(path) as f:
-      try:
-        saved = json.load(f)
-      except json.JSONDecodeError as e:
-        raise errors.WorkdirError(
-            f'{path} is not valid JSON ({e}); pass --config.restart=True to '
-            'move the old run aside and start afresh.') from e
+  if os.path.lexists(os.path.join(workdir, CHECKPOINT_DIR)) and (
+      os.path.lexists(path)):
+    saved = _read_saved_config(path)
     differences = config_differences(
         saved, current, _as_json_dict(schema.default_config('classify')))
     if differences:
@@ -164,12 +200,36 @@ def check_workdir(config: ml_collections.ConfigDict, workdir: str) -> None:
           f'{"; ".join(differences)}. Rerun with the saved values, use '
           'another --workdir, or pass --config.restart=True to move the old '
           'run aside and start afresh.')
-  if jax.process_index() == 0:
+  text = config.to_json_best_effort(indent=2)
+  if jax.process_index() == 0 and not _holds(path, text):
     # Replaced in one step: the other processes of a multi-process run may be
     # reading it above at this moment, and must never see it half written.
-    with open(path + '.tmp', 'w') as f:
-      f.write(config.to_json_best_effort(indent=2))
-    os.replace(path + '.tmp', path)
+    try:
+      if os.path.isdir(path):
+        raise IsADirectoryError(21, 'it is a folder')
+      with open(path + '.tmp', 'w') as f:
+        f.write(text)
+      os.replace(path + '.tmp', path)
+    except OSError as e:
+      if os.path.isfile(path) and not isinstance(e, IsADirectoryError):
+        # The saved config is compatible (checked above) and stays: a
+        # read-only workdir can still be evaluated; training stops at its
+        # first write with its own message.
+        logging.warning('Cannot update %s (%s); keeping the saved one.', path,
+                        e.strerror)
+        return
+      raise errors.WorkdirError(
+          f'cannot write {path}: {e.strerror}; make {workdir} writable '
+          '(or remove that entry), or use another --workdir.') from e
+
+
+def _holds(path: str, text: str) -> bool:
+  """Whether the file at `path` holds exactly `text`."""
+  try:
+    with open(path) as f:
+      return f.read() == text
+  except (OSError, ValueError):
+    return False
 
 
 class Checkpoints:
@@ -188,10 +248,21 @@ class Checkpoints:
       keep: how many of the newest checkpoints to keep.
     """
     self.directory = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+    check_folder(self.directory, "the run's checkpoints folder")
+    # Saves a kill left half written (tmp folders, never seen as steps) are
+    # removed when the manager opens.
     options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                           enable_async_checkpointing=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                          item_names=('state', 'meta'))
+                                           enable_async_checkpointing=True,
+                                           cleanup_tmp_directories=True)
+    try:
+      self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                            item_names=('state', 'meta'))
+    except OSError as e:
+      raise errors.WorkdirError(
+          f'cannot open {self.directory}: {e.strerror}; make {workdir} '
+          'writable or use another --workdir.') from e
+    # Steps restore_latest found damaged: a save at one of them replaces it.
+    self._damaged: set[int] = set()
 
   def steps(self) -> list[int]:
     """The steps of the committed checkpoints, newest first."""
@@ -206,7 +277,13 @@ class Checkpoints:
       meta: JSON-able facts about the run to keep beside it.
     """
     step = int(state.step)
-    if step in self._manager.all_steps():
+    if step in self._damaged:
+      # Retrained from an earlier checkpoint: the damaged one is replaced.
+      self._manager.wait_until_finished()
+      self._manager.delete(step)
+      self._damaged.discard(step)
+      logging.warning('Replacing the damaged checkpoint at step %d.', step)
+    elif step in self._manager.all_steps():
       return  # Already saved (e.g. the end of an epoch that was the end).
     state = jax.tree.map(lambda x: jnp.array(x, copy=True), state)
     meta = dict(meta, fingerprint=fingerprint(state))
@@ -252,6 +329,7 @@ class Checkpoints:
         problem = f'{where}: its bytes do not match its fingerprint'
       logging.warning('Damaged checkpoint %s', problem)
       problems.append(problem)
+      self._damaged.add(step)
     raise errors.WorkdirError(
         f'No intact checkpoint in {self.directory}: {"; ".join(problems)}. '
         'Pass --config.restart=True to move it aside and start afresh.')

@@ -14,17 +14,84 @@ from absl import logging
 import jax
 import numpy as np
 
+from adamjax.common import errors
+
 METRICS_FILE = 'metrics.jsonl'
 TENSORBOARD_DIR = 'tensorboard'
 
 
+def _parse(path: str) -> tuple[list[dict[str, Any]], int | None]:
+  """The complete rows of a metrics.jsonl, and where a cut last row starts.
+
+  A kill while a row is appended can leave its beginning without the final
+  newline: that row is left out, and its byte offset returned (else None).
+
+  Raises:
+    errors.WorkdirError: if the path is not a readable file, or a line other
+      than such a cut last row is not a metrics row.
+  """
+  fix = ('Mend or delete that line, or pass --config.restart=True to move '
+         'the old run aside and start afresh.')
+  if os.path.isdir(path):
+    raise errors.WorkdirError(
+        f'{path} is a folder, not the run\'s metrics file; remove it, or '
+        'pass --config.restart=True to move the old run aside.')
+  try:
+    with open(path, 'rb') as f:
+      data = f.read()
+  except OSError as e:
+    raise errors.WorkdirError(f'cannot read {path}: {e.strerror}.') from e
+  rows, offset, cut = [], 0, None
+  for number, line in enumerate(data.splitlines(keepends=True), 1):
+    start, offset = offset, offset + len(line)
+    if not line.strip():
+      continue
+    try:
+      row = json.loads(line.decode('utf-8'))
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+      if not line.endswith(b'\n') and line.lstrip().startswith(b'{'):
+        cut = start  # The last row, cut short by a kill mid-write.
+        logging.warning('%s line %d is a row cut short (the run was killed '
+                        'while writing it); ignoring it.', path, number)
+        break
+      raise errors.WorkdirError(
+          f'{path} line {number} is not valid JSON ({e}). {fix}') from e
+    if not (isinstance(row, dict) and isinstance(row.get('epoch'), int)):
+      raise errors.WorkdirError(
+          f'{path} line {number} is not a metrics row (a JSON object with '
+          f'an integer "epoch"). {fix}')
+    if not line.endswith(b'\n'):
+      cut = offset  # Complete, but the next row must start on a new line.
+    rows.append(row)
+  return rows, cut
+
+
 def read_metrics(workdir: str) -> list[dict[str, Any]]:
-  """The rows of workdir/metrics.jsonl (empty if there is none)."""
+  """The rows of workdir/metrics.jsonl (empty if there is none).
+
+  A last row cut short by a kill is left out, with a warning.
+
+  Raises:
+    errors.WorkdirError: naming the file and line that is not a metrics row.
+  """
   path = os.path.join(workdir, METRICS_FILE)
-  if not os.path.exists(path):
+  if not os.path.lexists(path):
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return _parse(path)[0]
+
+
+def _repair(path: str, rows: list[dict[str, Any]], cut: int) -> None:
+  """Rewrites metrics.jsonl as its complete rows (in one atomic replace)."""
+  with open(path, 'rb') as f:
+    kept = f.read(cut)
+  if kept and not kept.endswith(b'\n'):
+    kept += b'\n'
+  with open(path + '.tmp', 'wb') as f:
+    f.write(kept)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(path + '.tmp', path)
+  logging.warning('Repaired %s: kept its %d complete rows.', path, len(rows))
 
 
 class RunLog:
@@ -43,19 +110,39 @@ class RunLog:
     """
     self._writes = jax.process_index() == 0
     self._path = os.path.join(workdir, METRICS_FILE)
-    self.logged_epochs = {row['epoch'] for row in read_metrics(workdir)}
+    rows, cut = (_parse(self._path) if os.path.lexists(self._path) else
+                 ([], None))
+    self.logged_epochs = {row['epoch'] for row in rows}
     self._log_every_steps = log_every_steps
     self._progress_every_s = progress_every_s
     self._last_progress = time.perf_counter()
     self._images_since = 0
     self._writer = None
     if self._writes:
+      tensorboard = os.path.join(workdir, TENSORBOARD_DIR)
+      if os.path.lexists(tensorboard) and not os.path.isdir(tensorboard):
+        raise errors.WorkdirError(
+            f'{tensorboard} is a file, not the run\'s TensorBoard folder; '
+            'remove it, or pass --config.restart=True to move the old run '
+            'aside.')
+      try:
+        if cut is not None:
+          _repair(self._path, rows, cut)
+      except OSError as e:
+        raise errors.WorkdirError(
+            f'cannot write {self._path}: {e.strerror}; make {workdir} '
+            'writable or use another --workdir.') from e
       # Imported here: only a run that writes needs it.
       import tensorboardX  # pylint: disable=g-import-not-at-top
       # TensorBoard drops the events at steps >= purge_step; those up to
       # first_step (its loss, an epoch's metrics) were written for good.
-      self._writer = tensorboardX.SummaryWriter(
-          os.path.join(workdir, TENSORBOARD_DIR), purge_step=first_step + 1)
+      try:
+        self._writer = tensorboardX.SummaryWriter(tensorboard,
+                                                  purge_step=first_step + 1)
+      except OSError as e:
+        raise errors.WorkdirError(
+            f'cannot write {tensorboard}: {e.strerror}; make {workdir} '
+            'writable or use another --workdir.') from e
 
   def write_epoch(self, metrics: dict[str, Any], step: int) -> bool:
     """Appends one epoch's metrics unless that epoch is already logged.
@@ -75,10 +162,15 @@ class RunLog:
     self.logged_epochs.add(epoch)
     if not self._writes:
       return True
-    with open(self._path, 'a') as f:
-      f.write(json.dumps(metrics) + '\n')
-      f.flush()
-      os.fsync(f.fileno())
+    try:
+      with open(self._path, 'a') as f:
+        f.write(json.dumps(metrics) + '\n')
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:
+      raise errors.WorkdirError(
+          f'cannot write {self._path}: {e.strerror}; make its folder '
+          'writable or use another --workdir.') from e
     for key, value in metrics.items():
       if key != 'epoch' and isinstance(value, (int, float)):
         self._writer.add_scalar(f'epoch/{key}', value, step)
