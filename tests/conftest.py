@@ -1,9 +1,12 @@
 """Shared test helpers: writing IDX files and a tiny MNIST-like dataset."""
 
+import contextlib
 import gzip
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import jax
 import jax.numpy as jnp
@@ -107,3 +110,49 @@ def fresh_state():
   """A CNN TrainState with our Adam at 1e-3, initialised from key 0."""
   return train_state.create_train_state(jax.random.key(0), models.CNN(),
                                   adam_optax.adam(1e-3), (28, 28, 1))
+
+
+def damage_checkpoint(workdir, step, how):
+  """Damages checkpoint `step`'s largest state file: truncate, flip, remove."""
+  folder = os.path.join(workdir, 'checkpoints', str(step), 'state')
+  files = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs]
+  largest = max(files, key=os.path.getsize)
+  if how == 'remove':
+    os.remove(largest)
+    return
+  with open(largest, 'r+b') as f:
+    if how == 'truncate':
+      f.truncate(os.path.getsize(largest) // 2)
+    else:
+      data = bytearray(f.read())
+      for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0xFF
+      f.seek(0)
+      f.write(data)
+
+
+@contextlib.contextmanager
+def serving_playground():
+  """A uvicorn server of the playground page in a thread; yields its URL."""
+  # pylint: disable=g-import-not-at-top
+  import uvicorn
+  from adamjax.playground import web
+  from configs import playground_web
+  # pylint: enable=g-import-not-at-top
+  defaults = web.defaults_from_config(playground_web.get_config())
+  sock = web.bind('127.0.0.1', 0)
+  server = uvicorn.Server(uvicorn.Config(web.create_app(defaults),
+                                         log_level='warning', lifespan='off'))
+  thread = threading.Thread(target=server.run, kwargs={'sockets': [sock]},
+                            daemon=True)
+  thread.start()
+  began = time.monotonic()
+  while not server.started:
+    assert time.monotonic() - began < 30, 'the server did not start'
+    time.sleep(0.05)
+  try:
+    yield web.url(sock)
+  finally:
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()

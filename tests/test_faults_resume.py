@@ -25,6 +25,7 @@ from adamjax.common import errors
 from adamjax.trainer import checkpointing
 from adamjax.trainer import metrics_log
 from configs import mnist
+from conftest import damage_checkpoint
 from conftest import make_tiny_mnist
 from conftest import without_timings
 import train
@@ -135,29 +136,8 @@ def workdir(reference, tmp_path):
   return copy
 
 
-def state_files(workdir, step):
-  folder = os.path.join(workdir, checkpointing.CHECKPOINT_DIR, str(step),
-                        'state')
-  files = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs]
-  return sorted(files, key=os.path.getsize)
-
-
-def damage(workdir, step, how):
-  """Truncates, garbles or removes checkpoint `step`'s largest state file."""
-  largest = state_files(workdir, step)[-1]
-  if how == 'missing':
-    os.remove(largest)
-    return
-  with open(largest, 'r+b') as f:
-    if how == 'truncated':
-      f.truncate(os.path.getsize(largest) // 2)
-    else:
-      data = bytearray(f.read())
-      for i in range(len(data) // 3, len(data) // 3 + 64):
-        data[i] ^= 0xFF
-      f.seek(0)
-      f.write(data)
-
+# This file's names for conftest.damage_checkpoint's three kinds of damage.
+HOW = {'truncated': 'truncate', 'garbled': 'flip', 'missing': 'remove'}
 
 def check_refused(data_dir, workdir, words, mode='train', end_to_end=False,
                   status=(1,)):
@@ -180,7 +160,7 @@ def check_refused(data_dir, workdir, words, mode='train', end_to_end=False,
 @pytest.mark.parametrize('how', ['truncated', 'garbled', 'missing'])
 def test_damaged_newest_checkpoint_resumes_from_the_previous(
     data_dir, reference, workdir, how):
-  damage(workdir, 16, how)
+  damage_checkpoint(workdir, 16, HOW[how])
   result = run(data_dir, workdir)
   assert result.returncode == 0, result.stderr
   assert not our_tracebacks(result.stderr), result.stderr
@@ -202,7 +182,7 @@ def test_damaged_newest_checkpoint_resumes_from_the_previous(
 def test_no_intact_checkpoint_is_one_clear_error(data_dir, workdir, mode,
                                                  end_to_end):
   for step, how in zip(steps_of(workdir), ('truncated', 'garbled', 'missing')):
-    damage(workdir, step, how)
+    damage_checkpoint(workdir, step, HOW[how])
   check_refused(data_dir, workdir, ['No intact checkpoint',
                                     checkpointing.CHECKPOINT_DIR,
                                     '--config.restart=True'], mode,

@@ -11,7 +11,6 @@ floats, and the field's own check refuses them by name.
 import concurrent.futures
 import json
 import socket
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -19,10 +18,10 @@ import urllib.request
 
 import pytest
 from starlette.testclient import TestClient
-import uvicorn
 
 from configs import playground_web
 from adamjax.playground import web
+from conftest import serving_playground
 
 
 def _settings(**overrides):
@@ -259,21 +258,8 @@ SLOWEST_S = 0.75
 @pytest.fixture(name='server_url', scope='module')
 def fixture_server_url():
   """A uvicorn server of the app in a thread of this process; its URL."""
-  defaults = web.defaults_from_config(playground_web.get_config())
-  sock = web.bind('127.0.0.1', 0)
-  server = uvicorn.Server(uvicorn.Config(web.create_app(defaults),
-                                         log_level='warning', lifespan='off'))
-  thread = threading.Thread(target=server.run, kwargs={'sockets': [sock]},
-                            daemon=True)
-  thread.start()
-  began = time.monotonic()
-  while not server.started:
-    assert time.monotonic() - began < 30, 'the server did not start'
-    time.sleep(0.05)
-  yield web.url(sock).rstrip('/')
-  server.should_exit = True
-  thread.join(timeout=10)
-  sock.close()
+  with serving_playground() as url:
+    yield url.rstrip('/')
 
 
 def _fetch(url, body=None):

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -28,7 +27,6 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 from starlette.testclient import TestClient
-import uvicorn
 
 from configs import playground_web
 from adamjax.common import errors
@@ -39,6 +37,7 @@ from adamjax.playground import runs as runs_lib
 from adamjax.playground import trajectories
 from adamjax.playground import web
 from adamjax.playground import writers
+from conftest import serving_playground
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM = shutil.which('chromium')
@@ -329,20 +328,8 @@ def test_main_serves_prints_its_url_and_stops_on_ctrl_c(tmp_path):
 @pytest.fixture(name='server_url', scope='module')
 def fixture_server_url():
   """A uvicorn server of the app in a thread of this process; its URL."""
-  config = playground_web.get_config()
-  defaults = web.defaults_from_config(config)
-  sock = web.bind('127.0.0.1', 0)
-  server = uvicorn.Server(uvicorn.Config(web.create_app(defaults),
-                                         log_level='warning', lifespan='off'))
-  thread = threading.Thread(target=server.run, kwargs={'sockets': [sock]},
-                            daemon=True)
-  thread.start()
-  while not server.started:
-    time.sleep(0.05)
-  yield web.url(sock)
-  server.should_exit = True
-  thread.join(timeout=10)
-  sock.close()
+  with serving_playground() as url:
+    yield url
 
 
 @pytest.fixture(name='browser', scope='module')

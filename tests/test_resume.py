@@ -14,6 +14,7 @@ import time
 import pytest
 
 from adamjax.trainer import checkpointing
+from conftest import damage_checkpoint
 from conftest import make_tiny_mnist
 from conftest import without_timings
 
@@ -155,30 +156,13 @@ def copy_run(reference, workdir):
   return workdir
 
 
-def damage(workdir, step, how):
-  """Damages checkpoint `step`'s largest state file: truncate or flip bytes."""
-  folder = os.path.join(workdir, checkpointing.CHECKPOINT_DIR, str(step),
-                        'state')
-  files = [os.path.join(d, f) for d, _, fs in os.walk(folder) for f in fs]
-  largest = max(files, key=os.path.getsize)
-  with open(largest, 'r+b') as f:
-    if how == 'truncate':
-      f.truncate(os.path.getsize(largest) // 2)
-    else:
-      data = bytearray(f.read())
-      for i in range(len(data) // 3, len(data) // 3 + 64):
-        data[i] ^= 0xFF
-      f.seek(0)
-      f.write(data)
-
-
 @pytest.mark.parametrize('how', ['truncate', 'flip'])
 def test_a_damaged_latest_checkpoint_falls_back_to_the_previous(
     data_dir, reference, tmp_path, how):
   """The damaged checkpoint is named and the one before it evaluated."""
   workdir = copy_run(reference, str(tmp_path / 'run'))
   steps = committed_steps(workdir)
-  damage(workdir, steps[-1], how)
+  damage_checkpoint(workdir, steps[-1], how)
   result = run(data_dir, workdir, '--mode=eval')
   assert result.returncode == 0, result.stderr
   assert f'Damaged checkpoint {workdir}' in result.stderr
@@ -190,7 +174,7 @@ def test_no_intact_checkpoint_is_a_clear_error(data_dir, reference, tmp_path):
   """Every checkpoint damaged: one clear message, no traceback."""
   workdir = copy_run(reference, str(tmp_path / 'run'))
   for step in committed_steps(workdir):
-    damage(workdir, step, 'flip')
+    damage_checkpoint(workdir, step, 'flip')
   result = run(data_dir, workdir, '--mode=eval')
   assert result.returncode == 1
   assert 'Error: No intact checkpoint in' in result.stderr
