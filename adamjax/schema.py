@@ -368,13 +368,12 @@ def default_config(task: str) -> ml_collections.ConfigDict:
   return config
 
 
-def _flatten(config: ml_collections.ConfigDict,
-             prefix: str = '') -> dict[str, Any]:
-  """{'a.b': value} for every leaf field of `config`."""
+def flatten(config: Any, prefix: str = '') -> dict[str, Any]:
+  """{'a.b': value} for every leaf of a ConfigDict or a nested dict."""
   flat = {}
   for key, value in config.items():
-    if isinstance(value, ml_collections.ConfigDict):
-      flat.update(_flatten(value, f'{prefix}{key}.'))
+    if isinstance(value, (dict, ml_collections.ConfigDict)):
+      flat.update(flatten(value, f'{prefix}{key}.'))
     else:
       flat[f'{prefix}{key}'] = value
   return flat
@@ -391,7 +390,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       what is accepted.
   """
   schema = fields(config.get('task'))
-  values = _flatten(config)
+  values = flatten(config)
   for name in values:
     if name not in schema:
       raise errors.ConfigError(
@@ -410,7 +409,7 @@ def describe(config: ml_collections.ConfigDict) -> str:
   """Every field of `config` with its value and the line that explains it."""
   schema = fields(config.get('task', 'classify'))
   lines = []
-  for name, value in sorted(_flatten(config).items()):
+  for name, value in sorted(flatten(config).items()):
     field = schema.get(name)
     lines.append(f'{name} = {value!r}')
     lines.append('    ' + (field.help if field else

@@ -30,7 +30,7 @@ def test_defaults_pass_their_own_checks(task):
   """Every task's default config is valid and has every field."""
   config = schema.default_config(task)
   schema.validate(config)
-  assert set(schema.fields(task)) == set(schema._flatten(config))
+  assert set(schema.fields(task)) == set(schema.flatten(config))
 
 
 @pytest.mark.parametrize('name', CONFIG_FILES)

@@ -57,8 +57,3 @@ def write_summary(stem: str, runs: Sequence[Run]) -> None:
     runs: the runs, one row each.
   """
   tables.write_table(stem, SUMMARY_HEADER, summary_rows(runs))
-
-
-def summary_markdown(rows: Sequence[Sequence[Any]]) -> str:
-  """The summary rows as a Markdown table ('—' where a cell is empty)."""
-  return tables.markdown_table(SUMMARY_HEADER, rows)

@@ -58,17 +58,6 @@ def fingerprint(tree: Any) -> str:
   return digest.hexdigest()
 
 
-def _flat(config: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-  """Flattens nested config dicts to {'a.b': value}."""
-  flat = {}
-  for key, value in config.items():
-    if isinstance(value, dict):
-      flat.update(_flat(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
-
-
 def _as_json_dict(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The config as the plain JSON dict config.json holds."""
   return json.loads(config.to_json_best_effort())
@@ -89,8 +78,8 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any],
   Returns:
     Sorted 'field (saved X, now Y)' strings; empty if the run may resume.
   """
-  saved, current = _flat(saved), _flat(current)
-  defaults = _flat(defaults or {})
+  saved, current = schema.flatten(saved), schema.flatten(current)
+  defaults = schema.flatten(defaults or {})
   differences = []
   for field in sorted(set(saved) | set(current)):
     if field.split('.')[0] in HARMLESS_FIELDS:
