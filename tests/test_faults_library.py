@@ -198,3 +198,15 @@ def test_schedules_and_arrays_still_pass():
   lowmem.adam8bit(np.float32(1e-3))
   with pytest.raises(TypeError, match='b1=.*a number or an array'):
     adam_optax.adam(1e-3, b1=lambda step: 0.9)
+
+
+@pytest.mark.parametrize('case', sorted(_MISMATCHES))
+@pytest.mark.parametrize('name', sorted(registry.OPTIMIZERS))
+def test_every_registry_optimizer_names_mismatched_gradients(name, case):
+  """Optax's own optimizers too: the registry checks before their update."""
+  grads, problem = _MISMATCHES[case]
+  tx = registry.create_optimizer(name, 1e-3)
+  state = tx.init(_PARAMS)
+  with pytest.raises(ValueError, match=problem) as info:
+    jax.jit(tx.update)(grads, state, _PARAMS)
+  assert f'optimizer {name!r}' in str(info.value)

@@ -160,6 +160,19 @@ def _check_nesterov_has_momentum(name: str, hparams: dict[str, Any]) -> None:
         f'(0, 1), but optimizer.momentum is {momentum!r}.')
 
 
+def _gradients_like_params(tx: optax.GradientTransformation, name: str
+                           ) -> optax.GradientTransformation:
+  """`tx` whose update first checks the gradients against the params."""
+  # Optax's own optimizers meet a mismatched tree deep in tree_map (or, for
+  # plain sgd, not at all until apply_updates). Shapes only, so it adds no
+  # ops; the state is tx's own, so checkpoints and results are unchanged.
+  def update_fn(updates, state, params=None):
+    if params is not None:
+      adam_optax.check_updates_like(updates, params, f'optimizer {name!r}')
+    return tx.update(updates, state, params)
+  return optax.GradientTransformation(tx.init, update_fn)
+
+
 def create_optimizer(
     name: str,
     learning_rate: optax.ScalarOrSchedule,
@@ -198,6 +211,7 @@ def create_optimizer(
     # adam_optax stands alone and raises plain ValueErrors; here they are
     # the user's config.
     raise errors.ConfigError(f'Optimizer {name!r}: {e}') from e
+  tx = _gradients_like_params(tx, name)
   if grad_clip_norm is None:
     return tx
   return optax.chain(optax.clip_by_global_norm(grad_clip_norm), tx)

@@ -8,10 +8,13 @@ refuses a resume whose config differs outside HARMLESS_FIELDS.
 """
 
 import datetime
+import gc
 import hashlib
 import json
+import logging as std_logging
 import os
 import shutil
+import sys
 from typing import Any, Optional
 
 from absl import logging
@@ -221,6 +224,45 @@ def _holds(path: str, text: str) -> bool:
     return False
 
 
+
+# Damaged checkpoint folders whose abandoned reads are kept off the console.
+_ABANDONED: set[str] = set()
+
+
+def _is_abandoned_read(error: BaseException) -> bool:
+  """Whether `error` comes from Orbax's unfinished reads of a damaged one."""
+  text = f'{error}'
+  return (any(where in text for where in _ABANDONED) or
+          (isinstance(error, RuntimeError) and text == 'Event loop is closed'))
+
+
+def _silence_abandoned_reads() -> None:
+  """Filters _is_abandoned_read's errors out of the hooks that print them."""
+  # Orbax stops a restore at its first unreadable array and leaves the other
+  # reads unfinished; they print long tracebacks at random later moments,
+  # through sys.excepthook (a TensorStore thread finding the event loop
+  # closed), sys.unraisablehook ("Exception ignored in ...") or asyncio's
+  # logger ("exception was never retrieved"). The damage is reported in one
+  # line already; every other error still reaches the hooks and the log.
+  if getattr(sys.excepthook, 'drops_abandoned_reads', False):
+    return
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+
+  def on_exception(kind, error, traceback):
+    if not _is_abandoned_read(error):
+      excepthook(kind, error, traceback)
+
+  def on_unraisable(unraisable):
+    if not _is_abandoned_read(unraisable.exc_value):
+      unraisablehook(unraisable)
+
+  on_exception.drops_abandoned_reads = True
+  sys.excepthook, sys.unraisablehook = on_exception, on_unraisable
+  std_logging.getLogger('asyncio').addFilter(
+      lambda record: not (record.exc_info and
+                          _is_abandoned_read(record.exc_info[1])))
+
+
 class Checkpoints:
   """Saves and restores a run's TrainState in workdir/checkpoints with Orbax.
 
@@ -297,6 +339,7 @@ class Checkpoints:
     steps = self.steps()
     if not steps:
       return None
+    _silence_abandoned_reads()
     problems = []
     for step in steps:
       where = os.path.join(self.directory, str(step))
@@ -317,6 +360,8 @@ class Checkpoints:
           return state, meta
         problem = f'{where}: its bytes do not match its fingerprint'
       logging.warning('Damaged checkpoint %s', problem)
+      _ABANDONED.add(where)
+      gc.collect()  # Lets the abandoned reads go now, silenced.
       problems.append(problem)
       self._damaged.add(step)
     raise errors.WorkdirError(
