@@ -145,6 +145,8 @@ def main(argv: Sequence[str]) -> None:
     sys.exit(cli.EXIT_INTERRUPTED)
   except errors.UserError as e:
     print(f'Error: {e}', file=sys.stderr)
+    if isinstance(e, errors.ConfigError):
+      print(cli.HELP_HINT, file=sys.stderr)
     sys.exit(cli.EXIT_USER_ERROR)
   except KeyboardInterrupt:
     print('Stopped by Ctrl-C.', file=sys.stderr)

@@ -395,7 +395,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if name not in schema:
       raise errors.ConfigError(
           f'config.{name} is not a field of task {config.task!r}; its fields '
-          f'are listed by --show_config.')
+          f'are listed by --show_config.'
+          f'{checks.close_field(name, schema, "config.")}')
   for name, field in schema.items():
     if name not in values:
       raise errors.ConfigError(

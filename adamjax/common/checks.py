@@ -5,9 +5,10 @@ returns the value it accepted, and otherwise raises a one-line
 `errors.ConfigError`: the name, the value, what is accepted.
 """
 
+import difflib
 import math
 import numbers
-from typing import Any, Callable, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple, Optional
 
 from adamjax.common import errors
 
@@ -71,10 +72,88 @@ BELOW_ONE = Range(0.0, 1.0, high_open=True)
 UNIT = Range(0.0, 1.0)
 
 
-def fail(name: str, value: Any, accepted: str) -> None:
-  """Raises the one-line ConfigError every check uses."""
+def closest(value: Any, choices: Iterable[Any]) -> Optional[str]:
+  """The one of `choices` a misspelt `value` most likely meant, or None.
+
+  Compared as strings, ignoring case, by difflib's similarity (at least 0.6
+  counts as close); a choice that holds the value's letters in order
+  ('lrate' in 'learning_rate', 'epochs' in 'num_epochs') counts from 0.5 and
+  is preferred by 0.2.
+  """
+  if not isinstance(value, str) or not value:
+    return None
+  value = value.lower()
+
+  def score(choice: str) -> float:
+    name = choice.lower()
+    similarity = difflib.SequenceMatcher(None, value, name).ratio()
+    letters = iter(name)
+    if len(value) >= 3 and all(letter in letters for letter in value):
+      return similarity + 0.2 if similarity >= 0.5 else 0.0
+    return similarity if similarity >= 0.6 else 0.0
+
+  scores = {str(c): score(str(c)) for c in choices}
+  best = max(scores, key=scores.get, default=None)
+  return best if best is not None and scores[best] > 0 else None
+
+
+def did_you_mean(value: Any, choices: Iterable[Any],
+                 show: Callable[[str], str] = repr) -> str:
+  """' Did you mean X?' for the closest of `choices` to `value`, else ''.
+
+  Args:
+    value: what the user wrote; only a string has close matches.
+    choices: the accepted values (compared as strings, ignoring case).
+    show: how to write the match in the sentence (repr: 'adam').
+  """
+  match = closest(value, choices)
+  return '' if match is None else f' Did you mean {show(match)}?'
+
+
+def close_field(name: str, names: Iterable[str], prefix: str = '') -> str:
+  """' Did you mean PREFIX+FIELD?' for the field a misspelt `name` meant.
+
+  First the first unknown part of the dotted name is matched against the
+  names at its level ('optimizer.nmae' -> 'optimizer.name', 'optimzer.b1' ->
+  'optimizer.b1'); failing that, its last part against every field's last
+  part ('learnig_rate' -> 'optimizer.learning_rate').
+
+  Args:
+    name: the dotted name the user wrote, without 'config.'.
+    names: the dotted names of the fields that exist.
+    prefix: written before the suggestion ('config.', '--config.').
+
+  Returns:
+    The sentence, with a leading space, or '' if nothing is close.
+  """
+  names = list(names)
+  parts = name.split('.')
+  for depth in range(len(parts)):
+    level = {n.split('.')[depth] for n in names
+             if n.count('.') >= depth and n.split('.')[:depth] == parts[:depth]}
+    if parts[depth] in level:
+      continue
+    part = closest(parts[depth], level)
+    if part is not None:
+      guess = '.'.join(parts[:depth] + [part] + parts[depth + 1:])
+      if guess in names:
+        return f' Did you mean {prefix}{guess}?'
+      group = [n[len(guess) + 1:] for n in names if n.startswith(guess + '.')]
+      if group and depth == len(parts) - 1:
+        return (f' Did you mean the group {prefix}{guess} (e.g. '
+                f'{prefix}{guess}.{group[0]})?')
+    break
+  leaves = {}
+  for field in names:
+    leaves.setdefault(field.rsplit('.', 1)[-1], field)
+  leaf = closest(parts[-1], leaves)
+  return '' if leaf is None else f' Did you mean {prefix}{leaves[leaf]}?'
+
+
+def fail(name: str, value: Any, accepted: str, hint: str = '') -> None:
+  """Raises the one-line ConfigError every check uses (`hint` appended)."""
   raise errors.ConfigError(f'{name}={value!r} is invalid; accepted: '
-                           f'{accepted}.')
+                           f'{accepted}.{hint}')
 
 
 def number(name: str, value: Any, accepted: Range = ANY, *,
@@ -116,7 +195,8 @@ def choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
   """Checks that `value` is one of `choices`."""
   choices = tuple(choices)
   if value not in choices:
-    fail(name, value, ', '.join(map(str, choices)))
+    fail(name, value, ', '.join(map(str, choices)),
+         did_you_mean(value, choices))
   return value
 
 

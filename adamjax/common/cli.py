@@ -14,7 +14,12 @@ from typing import NoReturn, Optional, Sequence
 from absl import logging
 import ml_collections
 
+from adamjax.common import checks
+
 EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+# Where a mistake's message sends the user.
+HELP_HINT = ('See python main.py --help for the flags, and --config=FILE '
+             '--show_config for every config field.')
 
 # Loggers whose INFO lines are noise on a user's terminal (JAX probing for a
 # TPU, Orbax's per-save bookkeeping, matplotlib's writer choice); their
@@ -45,8 +50,7 @@ def quiet_logs() -> None:
 def usage_exit(message: str) -> NoReturn:
   """Prints a command-line mistake in one line and exits with status 2."""
   print(f'Error: {message}', file=sys.stderr)
-  print('Run with --helpfull for every flag, or --config=FILE --show_config '
-        'for every config field.', file=sys.stderr)
+  print(HELP_HINT, file=sys.stderr)
   sys.exit(EXIT_USAGE)
 
 
@@ -128,6 +132,17 @@ def _where(error: BaseException, path: str) -> str:
   return f' at line {lines[-1]}' if lines else ''
 
 
+def _names(config: ml_collections.ConfigDict, prefix: str = '') -> list[str]:
+  """The dotted name of every leaf of `config` ('optimizer.b1')."""
+  names = []
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      names.extend(_names(value, f'{prefix}{key}.'))
+    else:
+      names.append(prefix + key)
+  return names
+
+
 def check_overrides(config: ml_collections.ConfigDict,
                     argv: Sequence[str]) -> None:
   """Exits naming the first --config.FIELD that the config does not have."""
@@ -139,10 +154,13 @@ def check_overrides(config: ml_collections.ConfigDict,
     for part in path.split('.'):
       if not isinstance(node, ml_collections.ConfigDict) or part not in node:
         where = 'config' + ''.join(f'.{w}' for w in walked)
+        hint = checks.close_field(path, _names(config), '--config.')
         fields = (', '.join(sorted(node.keys()))
                   if isinstance(node, ml_collections.ConfigDict) else
                   'none (it is not a group)')
-        usage_exit(f'--config.{path}: {where} has no field {part!r}; its '
-                   f'fields: {fields}.')
+        # A likely meaning says more than the whole list.
+        usage_exit(f'--config.{path}: {where} has no field {part!r}.{hint}'
+                   if hint else f'--config.{path}: {where} has no field '
+                   f'{part!r}; its fields: {fields}.')
       node = node[part]
       walked.append(part)

@@ -199,7 +199,8 @@ def create_optimizer(
         f'Optimizer {name!r} does not take {", ".join(unknown)}; it accepts: '
         f'learning_rate, {", ".join(accepted)}.')
   if not _is_traced(learning_rate):
-    checks.number('learning_rate', learning_rate, schedules.LEARNING_RATE)
+    checks.number('optimizer.learning_rate', learning_rate,
+                  schedules.LEARNING_RATE)
   for field, value in hparams.items():
     check_hyperparameter(name, field, value)
   _check_nesterov_has_momentum(name, hparams)
