@@ -21,6 +21,7 @@ from ml_collections import config_flags
 
 from adamjax import schema
 from adamjax.common import cli
+from adamjax.common import console
 from adamjax.common import errors
 
 FLAGS = flags.FLAGS
@@ -138,10 +139,14 @@ def main(argv: Sequence[str]) -> None:
     cli.usage_exit(f'--workdir={workdir} is a file; accepted: a folder (it is '
                    'created if missing).')
   cli.quiet_logs()
+  if not console.logs_to_files(FLAGS):
+    console.use_plain_logs()
   try:
+    if FLAGS.mode == 'eval' and not cli.sets_field(sys.argv, 'data_dir'):
+      cli.use_saved_field(config, workdir, 'data_dir')
     task_function(config.task, FLAGS.mode)(config, workdir)
   except errors.InterruptedRun as e:
-    print(f'Stopped: {e}', file=sys.stderr)
+    print(e, file=sys.stderr)
     sys.exit(cli.EXIT_INTERRUPTED)
   except errors.UserError as e:
     print(f'Error: {e}', file=sys.stderr)

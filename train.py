@@ -53,6 +53,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   """
   run = setup_lib.setup(config, workdir)
   state = run.state
+  trained = int(state.epoch) - 1
+  if trained >= config.num_epochs:
+    run.checkpoints.close()
+    logging.info('%s: already trained %d/%d epochs; nothing to do (use '
+                 '--mode=eval to evaluate, or a larger --config.num_epochs to '
+                 'train on)', workdir, trained, config.num_epochs)
+    return state
+  if run.resumed:
+    logging.info('resuming from step %d (%s) in %s', run.step,
+                 _position(run, state), run.checkpoints.directory)
   log = metrics_log.RunLog(workdir, run.step, config.log_every_steps,
                            config.progress_every_s)
   logging.info('Training on %s (%d train / %d test examples), %d steps per '
@@ -149,8 +159,8 @@ def train_epoch(run: setup_lib.Run, state: TrainState,
     if stop.signal_name is not None:
       collect(pending)
       _save(run, state)
-      _stopped(run, stop, f'at step {step} (epoch {epoch}, batch {position} '
-               f'of {run.steps_per_epoch})')
+      _stopped(run, stop, f'at step {step} (epoch {epoch}, batch {position}/'
+               f'{run.steps_per_epoch})')
     # A multiple of `every` passed within this group; the end of an epoch is
     # saved after its evaluation instead.
     if (every and dispatched_step // every > group_start // every and
@@ -186,6 +196,9 @@ def evaluate_saved(config: ml_collections.ConfigDict,
   try:
     if not run.checkpoints.steps():
       raise errors.WorkdirError(f'No checkpoint to evaluate in {directory}.')
+    logging.info('evaluating checkpoint of step %d (%s) in %s on %s',
+                 run.step, _position(run, run.state), directory,
+                 config.data_dir or config.dataset)
     result = _evaluate(run, run.state)
   finally:
     run.checkpoints.close()
@@ -193,6 +206,14 @@ def evaluate_saved(config: ml_collections.ConfigDict,
         f'{100 * result["accuracy"]:.2f}% ({len(run.test.labels)} examples)',
         flush=True)
   return result
+
+
+def _position(run: setup_lib.Run, state: TrainState) -> str:
+  """Where in training `state` is: 'after epoch 2' or 'epoch 3, batch 5/8'."""
+  epoch, position = int(state.epoch), int(state.position)
+  if position == 0:
+    return f'after epoch {epoch - 1}' if epoch > 1 else 'before training'
+  return f'epoch {epoch}, batch {position}/{run.steps_per_epoch}'
 
 
 def _evaluate(run: setup_lib.Run, state: TrainState) -> dict[str, float]:
@@ -246,5 +267,5 @@ def _stopped(run: setup_lib.Run, stop: control.StopRequest, where: str) -> None:
   """Waits for the saved checkpoint, then raises InterruptedRun saying `where`."""
   run.checkpoints.wait()
   raise errors.InterruptedRun(
-      f'Stopped by {stop.signal_name} {where}; checkpoint saved in '
-      f'{run.checkpoints.directory}. Rerun the same command to resume.')
+      f'Stopped by {stop.signal_name} {where}. Rerun the same command to '
+      f'resume (checkpoint saved in {run.checkpoints.directory}).')

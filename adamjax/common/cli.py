@@ -5,6 +5,7 @@ what is wrong, one saying where to look, exit status 2.
 """
 
 import importlib.util
+import json
 import logging as std_logging
 import os
 import sys
@@ -141,6 +142,29 @@ def _names(config: ml_collections.ConfigDict, prefix: str = '') -> list[str]:
     else:
       names.append(prefix + key)
   return names
+
+
+def sets_field(argv: Sequence[str], field: str) -> bool:
+  """Whether the command line sets --config.FIELD (either flag form)."""
+  flag = f'--config.{field}'
+  return any(arg == flag or arg.startswith(flag + '=') for arg in argv)
+
+
+def use_saved_field(config: ml_collections.ConfigDict, workdir: str,
+                    field: str) -> None:
+  """Sets config.FIELD to its value in workdir/config.json, if that has one.
+
+  --mode=eval evaluates the run where it was trained (its data_dir) unless
+  the command line says otherwise. A missing or unreadable config.json
+  changes nothing here; the workdir's own checks report a damaged one.
+  """
+  try:
+    with open(os.path.join(workdir, 'config.json'), 'rb') as f:
+      saved = json.loads(f.read().decode('utf-8'))
+  except (OSError, ValueError):
+    return
+  if isinstance(saved, dict) and field in saved and field in config:
+    config[field] = saved[field]
 
 
 def check_overrides(config: ml_collections.ConfigDict,

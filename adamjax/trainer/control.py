@@ -34,9 +34,9 @@ class StopRequest:
     if self.signal_name is not None:
       raise KeyboardInterrupt
     self.signal_name = signal.Signals(signum).name
-    logging.warning('%s received: stopping after the current steps and saving '
-                    'a checkpoint (press Ctrl-C again to stop at once).',
-                    self.signal_name)
+    logging.info('%s received: stopping after the current steps and saving '
+                 'a checkpoint (press Ctrl-C again to stop at once).',
+                 self.signal_name)
 
   def __enter__(self) -> 'StopRequest':
     """Installs the handlers (only possible in the main thread)."""

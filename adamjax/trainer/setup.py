@@ -2,7 +2,6 @@
 
 import dataclasses
 
-from absl import logging
 import jax
 import ml_collections
 
@@ -36,6 +35,7 @@ class Run:
     options: the objective's settings.
     checkpoints: the run's Orbax checkpoints.
     mesh: all processes' devices; the batch is split over them.
+    resumed: whether `state` was restored from a checkpoint.
   """
   config: ml_collections.ConfigDict
   workdir: str
@@ -48,6 +48,7 @@ class Run:
   options: objective.StepOptions
   checkpoints: checkpointing.Checkpoints
   mesh: jax.sharding.Mesh
+  resumed: bool = False
 
   @property
   def step(self) -> int:
@@ -149,20 +150,17 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
   state = distributed.place(state, distributed.state_shardings(
       state, mesh, config.shard_optimizer_state))
   checkpoints = checkpointing.Checkpoints(workdir, config.keep_checkpoints)
-  if resume:
-    restored = checkpoints.restore_latest(state)
-    if restored is not None:
-      state, meta = restored
-      if meta.get('num_train') != num_train:
-        raise errors.WorkdirError(
-            f'{workdir} was trained on {meta.get("num_train")} examples, '
-            f'this data has {num_train}; pass --config.restart=True to start '
-            'afresh.')
-      logging.info('resuming from step %d (epoch %d, batch %d) in %s',
-                   int(state.step), int(state.epoch), int(state.position),
-                   checkpoints.directory)
+  restored = checkpoints.restore_latest(state) if resume else None
+  if restored is not None:
+    state, meta = restored
+    if meta.get('num_train') != num_train:
+      raise errors.WorkdirError(
+          f'{workdir} was trained on {meta.get("num_train")} examples, '
+          f'this data has {num_train}; pass --config.restart=True to start '
+          'afresh.')
   train = distributed.place(train, distributed.replicated(mesh))
   return Run(config=config, workdir=workdir, train=train, test=test,
              eval_name=eval_name, state=state,
              steps_per_epoch=steps_per_epoch, grad_chunks=grad_chunks,
-             options=options, checkpoints=checkpoints, mesh=mesh)
+             options=options, checkpoints=checkpoints, mesh=mesh,
+             resumed=restored is not None)
