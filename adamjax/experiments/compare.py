@@ -309,8 +309,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   Raises:
     errors.ConfigError: before any training, on a bad field or entry.
     errors.DivergedError: if the search's runs of an optimizer all diverged.
+    errors.MissingPackageError: before any training, without TensorBoard.
   """
   check_config(config)
+  # The loss figure reads TensorBoard's events: fail now, not after training.
+  report.tensorboard_reader()
   os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
   searched = {}

@@ -10,11 +10,22 @@ import math
 import os
 from typing import Sequence
 
-from matplotlib import ticker
-from matplotlib.figure import Figure
 import numpy as np
 
-from adamjax.common import plotting
+from adamjax.common import errors
+try:
+  # pylint: disable=g-import-not-at-top
+  from matplotlib import ticker
+  from matplotlib.figure import Figure
+  from adamjax.common import plotting
+  # pylint: enable=g-import-not-at-top
+except ModuleNotFoundError as e:
+  missing = (e.name or '').split('.')[0]
+  if missing != 'matplotlib':
+    raise  # Something missing inside matplotlib: a broken install, a bug.
+  raise errors.MissingPackageError(
+      "the experiments' figures need matplotlib: pip install -r "
+      f'requirements-dev.txt (no module named {missing!r}).') from e
 from adamjax.experiments import report
 
 FIGSIZE = (9.0, 4.5)  # Inches; the legend sits right of the axes.

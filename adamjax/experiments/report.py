@@ -11,6 +11,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from adamjax.common import errors
 from adamjax.trainer import metrics_log
 
 SUMMARY_HEADER = ('optimizer', 'learning_rate', 'hyperparameters', 'seeds',
@@ -68,6 +69,24 @@ def smooth(values: np.ndarray, weight: float) -> np.ndarray:
   return out
 
 
+def tensorboard_reader() -> Any:
+  """TensorBoard's event_accumulator module, or a MissingPackageError.
+
+  Imported here: TensorBoard is slow to import, the tables don't need it, and
+  training alone (requirements.txt) does not install it.
+  """
+  try:
+    from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  except ModuleNotFoundError as e:
+    missing = (e.name or '').split('.')[0]
+    if missing != 'tensorboard':
+      raise  # Something missing inside TensorBoard: a broken install.
+    raise errors.MissingPackageError(
+        "the comparison's per-step loss curves need tensorboard: pip install "
+        f'-r requirements-dev.txt (no module named {missing!r}).') from e
+  return event_accumulator
+
+
 def step_losses(workdir: str) -> tuple[np.ndarray, np.ndarray]:
   """A run's per-step training losses from its TensorBoard events.
 
@@ -78,8 +97,7 @@ def step_losses(workdir: str) -> tuple[np.ndarray, np.ndarray]:
     (steps, losses), sorted by step, without the events a killed run wrote
     after its last checkpoint (the resumed writer's purge marker).
   """
-  # Imported here: TensorBoard is slow to import and the tables don't need it.
-  from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
+  event_accumulator = tensorboard_reader()
   # Its reader logs a line per events file at INFO.
   std_logging.getLogger('tensorboard').setLevel(std_logging.WARNING)
   accumulator = event_accumulator.EventAccumulator(
