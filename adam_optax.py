@@ -58,19 +58,29 @@ import optax
 
 __all__ = [
     'ScaleByAdamState',
+    'ScaleByAdemamixState',
     'ScaleByAmsgradState',
     'adam',
     'adamax',
     'adamaxw',
     'adamw',
+    'ademamix',
+    'adopt',
     'amsgrad',
+    'cautious',
+    'cautious_adam',
+    'cautious_adamw',
     'check_hyperparameters',
     'check_updates_like',
     'nadam',
     'nadamw',
+    'radam',
     'scale_by_adam',
     'scale_by_adamax',
+    'scale_by_ademamix',
+    'scale_by_adopt',
     'scale_by_amsgrad',
+    'scale_by_radam',
 ]
 
 ScalarOrSchedule = Union[float, jax.Array, optax.Schedule]
@@ -84,6 +94,8 @@ MaskOrFn = Optional[Union[Any, Callable[[optax.Params], Any]]]
 # AMSGrad, nu_max (the running maximum of the second moment used).
 ScaleByAdamState = optax.ScaleByAdamState
 ScaleByAmsgradState = optax.ScaleByAmsgradState
+# AdEMAMix's: count, count_m2 (the slow momentum's own step), m1, m2, nu.
+ScaleByAdemamixState = optax.contrib.ScaleByAdemamixState
 
 
 # ----------------------------------------------------------------------------
@@ -96,14 +108,18 @@ _NON_NEGATIVE = (lambda value: 0.0 <= value < float('inf'),
 _RANGES = {
     'b1': _BELOW_ONE,
     'b2': _BELOW_ONE,
+    'b3': _BELOW_ONE,
+    'alpha': _NON_NEGATIVE,
+    'threshold': (lambda value: 4.0 <= value < float('inf'), '>= 4'),
     'eps': _NON_NEGATIVE,
     'eps_root': _NON_NEGATIVE,
     'learning_rate': _NON_NEGATIVE,
     'weight_decay': _NON_NEGATIVE,
 }
 # Those that may also be a schedule (a callable step -> value).
-_SCHEDULABLE = ('learning_rate', 'weight_decay')
-_FLAGS = ('nesterov', 'amsgrad', 'bias_correction_mu', 'bias_correction_nu')
+_SCHEDULABLE = ('learning_rate', 'weight_decay', 'b3', 'alpha')
+_FLAGS = ('nesterov', 'amsgrad', 'bias_correction_mu', 'bias_correction_nu',
+          'use_clipping')
 
 
 def check_hyperparameters(**named_values: Any) -> None:
@@ -956,3 +972,437 @@ def adamaxw(
       optax.add_decayed_weights(weight_decay, mask),
       optax.scale_by_learning_rate(learning_rate),
   )
+
+
+# ----------------------------------------------------------------------------
+# The modern Adam family: ADOPT, AdEMAMix, RAdam and Cautious Adam(W). Same
+# conventions as above; ADOPT, AdEMAMix and RAdam take Optax's arguments in
+# Optax's order with Optax's defaults and keep Optax's state types.
+
+
+def _quarter_power(step: jax.Array) -> jax.Array:
+  """ADOPT's default clipping value, step**0.25."""
+  return step**0.25
+
+
+def scale_by_adopt(
+    b1: float = 0.9,
+    b2: float = 0.9999,
+    eps: float = 1e-6,
+    mu_dtype: Optional[DType] = None,
+    *,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    clip_value_fn: Optional[Callable[[jax.Array], jax.Array]] = None,
+) -> optax.GradientTransformation:
+  r"""Rescales gradients as ADOPT (Taniguchi et al., NeurIPS 2024).
+
+  ADOPT normalises the gradient by the second moment of the *previous* steps,
+  then takes momentum of the normalised gradient, which makes it converge
+  for any :math:`\beta_2` (Adam may not):
+
+  .. math::
+
+    n_t &= \mathrm{clip}(g_t / \max(\sqrt{v_{t-1}}, \varepsilon), c_t) \\
+    m_t &= \beta_1 m_{t-1} + (1 - \beta_1) n_t, \qquad
+    v_t = \beta_2 v_{t-1} + (1 - \beta_2) g_t^2
+
+  and the output is :math:`m_t`. The first step only sets :math:`v_0 =
+  g_0^2` (its output is 0); :math:`c_t` = ``clip_value_fn(t)``, by default
+  :math:`t^{1/4}` as in the paper's stable variant and
+  ``optax.contrib.scale_by_adopt``. (The default is None rather than a
+  function, so that ``optax.inject_hyperparams`` does not mistake it for a
+  schedule, as it does Optax's.)
+
+  Args:
+    b1: decay rate of the momentum, in [0, 1).
+    b2: decay rate of the second moment, in [0, 1).
+    eps: lower bound of the normaliser, >= 0.
+    mu_dtype: storage dtype of the momentum; None keeps the params' dtype.
+    nesterov: output :math:`\beta_1 m_t + (1 - \beta_1) n_t` instead.
+    use_clipping: clip the normalised gradient to :math:`[-c_t, c_t]`.
+    clip_value_fn: step (int32, from 0) -> clipping value; None for
+      :math:`t^{1/4}`.
+
+  Returns:
+    An ``optax.GradientTransformation`` whose state is an
+    ``optax.ScaleByAdamState``.
+
+  Raises:
+    ValueError: on an argument :func:`check_hyperparameters` refuses or a bad
+      mu_dtype.
+  """
+  mu_dtype, _ = _checked_dtypes(mu_dtype, None, b1=b1, b2=b2, eps=eps,
+                                nesterov=nesterov, use_clipping=use_clipping)
+
+  def init_fn(params):
+    return ScaleByAdamState(*_zero_state(params, mu_dtype, None))
+
+  def update_fn(updates, state, params=None):
+    del params
+    check_updates_like(updates, state.mu, 'scale_by_adopt')
+    first = state.count == 0
+    b1_, b2_ = jnp.where(first, 1, b1), jnp.where(first, 0, b2)
+    clip = ((clip_value_fn or _quarter_power)(state.count) if use_clipping
+            else None)
+
+    def normalised(g, v):
+      """g_t / max(sqrt(v_{t-1}), eps), clipped."""
+      n = g / jnp.maximum(jnp.sqrt(v), eps)
+      return n if clip is None else jnp.clip(n, -clip, clip)
+
+    nu = jax.tree.map(lambda g, v: _second_moment(g, v, b2_), updates,
+                      state.nu)
+    n = jax.tree.map(normalised, updates, state.nu)
+    mu = jax.tree.map(lambda n, m: _first_moment(n, m, b1_), n, state.mu)
+    out = (jax.tree.map(lambda n, m: _first_moment(n, m, b1_), n, mu)
+           if nesterov else mu)
+    out = jax.tree.map(lambda u, g: _cast(u, _update_dtype(g)), out, updates)
+    return out, ScaleByAdamState(optax.safe_increment(state.count),
+                                 optax.tree.cast_like(mu, state.mu),
+                                 optax.tree.cast_like(nu, state.nu))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adopt(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.9999,
+    eps: float = 1e-6,
+    mu_dtype: Optional[DType] = None,
+    *,
+    nesterov: bool = False,
+    use_clipping: bool = True,
+    clip_value_fn: Optional[Callable[[jax.Array], jax.Array]] = None,
+) -> optax.GradientTransformationExtraArgs:
+  """ADOPT (:func:`scale_by_adopt`), as ``optax.contrib.adopt``.
+
+  Args:
+    learning_rate: a float >= 0 or a schedule.
+    b1, b2, eps, mu_dtype, nesterov, use_clipping, clip_value_fn: as in
+      :func:`scale_by_adopt`.
+
+  Returns:
+    An Optax gradient transformation.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
+  """
+  check_hyperparameters(learning_rate=learning_rate)
+  return optax.chain(
+      scale_by_adopt(b1, b2, eps, mu_dtype, nesterov=nesterov,
+                     use_clipping=use_clipping, clip_value_fn=clip_value_fn),
+      optax.scale_by_learning_rate(learning_rate))
+
+
+def scale_by_ademamix(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    b3: ScalarOrSchedule = 0.9999,
+    alpha: ScalarOrSchedule = 6.0,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Optional[DType] = None,
+) -> optax.GradientTransformation:
+  r"""Rescales gradients as AdEMAMix (Pagliardini et al., 2024).
+
+  Adam with a second, slow momentum whose weight :math:`\alpha` lets old
+  gradients keep counting:
+
+  .. math::
+
+    m^{(1)}_t &= \beta_1 m^{(1)}_{t-1} + (1 - \beta_1) g_t, \qquad
+    m^{(2)}_t = \beta_3 m^{(2)}_{t-1} + (1 - \beta_3) g_t \\
+    u_t &= (\hat m^{(1)}_t + \alpha m^{(2)}_t) /
+           (\sqrt{\hat v_t + \bar\varepsilon} + \varepsilon)
+
+  with :math:`\hat m^{(1)}, \hat v` bias-corrected as in Adam and the slow
+  momentum not (it fills slowly on purpose). :math:`\beta_3` and
+  :math:`\alpha` may be schedules of the step (the paper warms both up).
+
+  Args:
+    b1: decay rate of the fast momentum, in [0, 1).
+    b2: decay rate of the second moment, in [0, 1).
+    b3: decay rate of the slow momentum, in [0, 1), or a schedule.
+    alpha: weight of the slow momentum, >= 0, or a schedule.
+    eps: added to the denominator outside the square root, >= 0.
+    eps_root: added inside the square root, >= 0.
+    mu_dtype: storage dtype of the three moments; None keeps the params'.
+
+  Returns:
+    An ``optax.GradientTransformation`` whose state is Optax's
+    ``optax.contrib.ScaleByAdemamixState``.
+
+  Raises:
+    ValueError: on an argument :func:`check_hyperparameters` refuses or a bad
+      mu_dtype.
+  """
+  mu_dtype, _ = _checked_dtypes(mu_dtype, None, b1=b1, b2=b2, b3=b3,
+                                alpha=alpha, eps=eps, eps_root=eps_root)
+
+  def init_fn(params):
+    zeros = lambda: _first_moment_zeros(params, mu_dtype)
+    return ScaleByAdemamixState(
+        count=jnp.zeros([], jnp.int32), count_m2=jnp.zeros([], jnp.int32),
+        m1=zeros(), m2=zeros(), nu=_real_moment_zeros(params, mu_dtype))
+
+  def update_fn(updates, state, params=None):
+    del params
+    check_updates_like(updates, state.m1, 'scale_by_ademamix')
+    b3_ = b3(state.count_m2) if callable(b3) else b3
+    alpha_ = alpha(state.count_m2) if callable(alpha) else alpha
+    count = optax.safe_increment(state.count)
+    m1 = jax.tree.map(lambda g, m: _first_moment(g, m, b1), updates, state.m1)
+    m2 = jax.tree.map(lambda g, m: _first_moment(g, m, b3_), updates,
+                      state.m2)
+    nu = jax.tree.map(lambda g, v: _second_moment(g, v, b2), updates,
+                      state.nu)
+    bc1, bc2 = _bias_correction(b1, count), _bias_correction(b2, count)
+
+    def direction(g, m1, m2, v):
+      """(m1_hat + alpha m2) / (sqrt(v_hat + eps_root) + eps)."""
+      m1_hat = m1 / bc1.astype(m1.dtype)
+      v_hat = v / bc2.astype(v.dtype)
+      return _cast((m1_hat + alpha_ * m2) / (jnp.sqrt(v_hat + eps_root) + eps),
+                   _update_dtype(g))
+
+    out = jax.tree.map(direction, updates, m1, m2, nu)
+    return out, ScaleByAdemamixState(
+        count=count, count_m2=optax.safe_increment(state.count_m2),
+        m1=optax.tree.cast_like(m1, state.m1),
+        m2=optax.tree.cast_like(m2, state.m2),
+        nu=optax.tree.cast_like(nu, state.nu))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def ademamix(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    b3: ScalarOrSchedule = 0.9999,
+    alpha: ScalarOrSchedule = 5.0,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Optional[DType] = None,
+    weight_decay: ScalarOrSchedule = 0.0,
+    mask: MaskOrFn = None,
+) -> optax.GradientTransformationExtraArgs:
+  """AdEMAMix (:func:`scale_by_ademamix`), as ``optax.contrib.ademamix``.
+
+  Args:
+    learning_rate: a float >= 0 or a schedule.
+    b1, b2, b3, alpha, eps, eps_root, mu_dtype: as in
+      :func:`scale_by_ademamix`.
+    weight_decay: decoupled weight decay, a float >= 0 or a schedule.
+    mask: where weight decay applies (see :func:`adamw`).
+
+  Returns:
+    An Optax gradient transformation; ``update`` needs ``params`` when
+    weight_decay is set.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
+  """
+  check_hyperparameters(learning_rate=learning_rate, weight_decay=weight_decay)
+  return optax.chain(
+      scale_by_ademamix(b1, b2, b3, alpha, eps, eps_root, mu_dtype),
+      optax.add_decayed_weights(weight_decay, mask),
+      optax.scale_by_learning_rate(learning_rate))
+
+
+def scale_by_radam(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    threshold: float = 5.0,
+    *,
+    nesterov: bool = False,
+) -> optax.GradientTransformation:
+  r"""Rescales gradients as Rectified Adam (Liu et al., ICLR 2020).
+
+  Early on, Adam's :math:`\hat v_t` rests on few samples and its step has a
+  large variance. RAdam estimates the length of the second moment's average,
+  :math:`\rho_t = \rho_\infty - 2 t \beta_2^t / (1 - \beta_2^t)` with
+  :math:`\rho_\infty = 2 / (1 - \beta_2) - 1`, and while
+  :math:`\rho_t` < ``threshold`` takes plain momentum steps
+  :math:`\hat m_t`; after, Adam's direction scaled by the rectification
+
+  .. math::
+
+    r_t = \sqrt{\frac{(\rho_t - 4)(\rho_t - 2)\rho_\infty}
+                     {(\rho_\infty - 4)(\rho_\infty - 2)\rho_t}}.
+
+  The paper's Algorithm 2 switches at :math:`\rho_t > 4`; the authors' code
+  and ``optax.radam`` at 5, the default here.
+
+  Args:
+    b1: decay rate of the first moment, in [0, 1).
+    b2: decay rate of the second moment, in [0, 1).
+    eps: added to the denominator outside the square root, >= 0.
+    eps_root: added inside the square root, >= 0.
+    threshold: :math:`\rho_t` from which the adaptive step is used, >= 4.
+    nesterov: use Nesterov momentum, as in :func:`scale_by_adam`.
+
+  Returns:
+    An ``optax.GradientTransformation`` whose state is an
+    ``optax.ScaleByAdamState``.
+
+  Raises:
+    ValueError: on an argument :func:`check_hyperparameters` refuses.
+  """
+  check_hyperparameters(b1=b1, b2=b2, eps=eps, eps_root=eps_root,
+                        threshold=threshold, nesterov=nesterov)
+  rho_inf = 2 / (1 - b2) - 1
+
+  def init_fn(params):
+    return ScaleByAdamState(*_zero_state(params, None, None))
+
+  def update_fn(updates, state, params=None):
+    del params
+    check_updates_like(updates, state.mu, 'scale_by_radam')
+    count, mu, nu, nu_hat = _moments(updates, state, b1, b2, True)
+    # As Optax computes it: rho_t - 4 comes out of a difference of numbers
+    # near rho_inf, so its rounding decides the first rectified steps.
+    b2t = b2**count
+    rho = rho_inf - 2 * count * b2t / (1 - b2t)
+    rect = jnp.sqrt((rho - 4) * (rho - 2) * rho_inf
+                    / ((rho_inf - 4) * (rho_inf - 2) * rho))
+    # The momentum step: m_hat, the Adam direction with a denominator of 1.
+    plain = _directions(updates, mu, jax.tree.map(jnp.ones_like, nu_hat),
+                        count, b1, 0.0, 0.0, nesterov, True)
+    adaptive = _directions(updates, mu, nu_hat, count, b1, eps, eps_root,
+                           nesterov, True)
+    out = jax.tree.map(
+        lambda a, p: jnp.where(rho >= threshold, rect.astype(a.dtype) * a, p),
+        adaptive, plain)
+    return out, ScaleByAdamState(count, optax.tree.cast_like(mu, state.mu),
+                                 optax.tree.cast_like(nu, state.nu))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def radam(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    threshold: float = 5.0,
+    *,
+    nesterov: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+  """Rectified Adam (:func:`scale_by_radam`), with ``optax.radam``'s arguments.
+
+  Args:
+    learning_rate: a float >= 0 or a schedule.
+    b1, b2, eps, eps_root, threshold, nesterov: as in :func:`scale_by_radam`.
+
+  Returns:
+    An Optax gradient transformation.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
+  """
+  check_hyperparameters(learning_rate=learning_rate)
+  return optax.chain(
+      scale_by_radam(b1, b2, eps, eps_root, threshold, nesterov=nesterov),
+      optax.scale_by_learning_rate(learning_rate))
+
+
+def cautious(inner: optax.GradientTransformation
+             ) -> optax.GradientTransformation:
+  r"""Masks `inner`'s direction where it disagrees with the gradient.
+
+  Cautious Optimizers (Liang et al., 2024): with :math:`u_t` the inner
+  direction (a descent step is :math:`-\alpha u_t`) and :math:`\phi_t =
+  [u_t \odot g_t > 0]`, the output is :math:`u_t \odot \phi_t \cdot d /
+  (\sum \phi_t + 1)` per leaf of :math:`d` elements, as the authors' code
+  does: components that would step against the current gradient are
+  dropped, and the rest scaled up so the step keeps its size. The state is
+  `inner`'s own.
+
+  Args:
+    inner: a transformation whose updates are descent directions before the
+      learning rate (e.g. :func:`scale_by_adam`), fed the raw gradients.
+
+  Returns:
+    An ``optax.GradientTransformation`` with `inner`'s state.
+  """
+
+  def update_fn(updates, state, params=None):
+    direction, state = inner.update(updates, state, params)
+
+    def mask(u, g):
+      """u where it agrees with g, rescaled by size / (agreeing + 1)."""
+      agree = (u * g > 0).astype(u.dtype)
+      return u * agree * (agree.size / (jnp.sum(agree) + 1))
+
+    return jax.tree.map(mask, direction, updates), state
+
+  return optax.GradientTransformation(inner.init, update_fn)
+
+
+def cautious_adam(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Optional[DType] = None,
+    *,
+    nesterov: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+  """Cautious Adam: :func:`cautious` of :func:`scale_by_adam`.
+
+  Args:
+    learning_rate: a float >= 0 or a schedule.
+    b1, b2, eps, eps_root, mu_dtype, nesterov: as in :func:`scale_by_adam`.
+
+  Returns:
+    An Optax gradient transformation.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
+  """
+  check_hyperparameters(learning_rate=learning_rate)
+  return optax.chain(
+      cautious(scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+                             nesterov=nesterov)),
+      optax.scale_by_learning_rate(learning_rate))
+
+
+def cautious_adamw(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    mu_dtype: Optional[DType] = None,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: MaskOrFn = None,
+    *,
+    nesterov: bool = False,
+) -> optax.GradientTransformationExtraArgs:
+  """Cautious AdamW (the paper's C-AdamW): decay is applied unmasked.
+
+  Args:
+    learning_rate: a float >= 0 or a schedule.
+    b1, b2, eps, eps_root, mu_dtype, nesterov: as in :func:`scale_by_adam`.
+    weight_decay: a float >= 0 or a schedule, multiplied by the rate.
+    mask: where weight decay applies (see :func:`adamw`).
+
+  Returns:
+    An Optax gradient transformation; ``update`` needs ``params``.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
+  """
+  check_hyperparameters(learning_rate=learning_rate, weight_decay=weight_decay)
+  return optax.chain(
+      cautious(scale_by_adam(b1, b2, eps, eps_root, mu_dtype,
+                             nesterov=nesterov)),
+      optax.add_decayed_weights(weight_decay, mask),
+      optax.scale_by_learning_rate(learning_rate))

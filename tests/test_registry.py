@@ -81,7 +81,45 @@ _REFERENCES = [
     ('adamw8bit', {}, optax.adamw),
     ('adamw8bit', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4,
                        weight_decay=0.3), optax.adamw),
+    ('adopt', {}, optax.contrib.adopt),
+    ('adopt', dict(b1=0.5, b2=0.9, eps=1e-3, nesterov=True,
+                   use_clipping=False), optax.contrib.adopt),
+    ('ademamix', {}, optax.contrib.ademamix),
+    ('ademamix', dict(b1=0.5, b2=0.9, b3=0.99, alpha=2.0, eps=1e-3,
+                      eps_root=1e-4, weight_decay=0.3), optax.contrib.ademamix),
+    ('radam', {}, optax.radam),
+    ('radam', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4, threshold=4.5,
+                   nesterov=True), optax.radam),
+    ('cautious_adam', {}, lambda **kw: _cautious_reference(**kw)),
+    ('cautious_adam', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4,
+                           nesterov=True), lambda **kw: _cautious_reference(
+                               **kw)),
+    ('cautious_adamw', {}, lambda **kw: _cautious_reference(
+        weight_decay=1e-4, **kw)),
+    ('cautious_adamw', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4,
+                            weight_decay=0.3), lambda **kw: (
+                                _cautious_reference(**kw))),
+    ('lion', {}, optax.lion),
+    ('lion', dict(b1=0.5, b2=0.9, weight_decay=0.3), optax.lion),
+    # Lion steps by a sign, which a bf16 momentum rarely flips in 6 steps.
+    ('lion', dict(mu_dtype='bfloat16'), optax.lion),
+    ('adabelief', {}, optax.adabelief),
+    ('adabelief', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4,
+                       nesterov=True), optax.adabelief),
 ]
+
+
+def _cautious_reference(learning_rate, weight_decay=0.0, **adam_options):
+  """Optax's Adam direction masked as the Cautious paper's code does."""
+  adam = optax.scale_by_adam(**adam_options)
+
+  def update(grads, state, params=None):
+    u, state = adam.update(grads, state, params)
+    agree = (u * grads > 0).astype(u.dtype)
+    u = u * agree * agree.size / (agree.sum() + 1)
+    return -learning_rate * (u + weight_decay * params), state
+
+  return optax.GradientTransformation(adam.init, update)
 
 
 def _trajectory(tx, num_steps=6):
@@ -117,6 +155,7 @@ _OTHER_VALUE = {
     'b1': 0.5, 'b2': 0.9, 'eps': 1e-3, 'eps_root': 1e-4, 'weight_decay': 0.3,
     'momentum': 0.5, 'decay': 0.5, 'rho': 0.5, 'initial_accumulator_value': 1.0,
     'initial_scale': 1.0, 'mu_dtype': 'bfloat16', 'nu_dtype': 'bfloat16',
+    'b3': 0.99, 'alpha': 2.0, 'threshold': 4.5,
 }
 
 

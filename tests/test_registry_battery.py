@@ -206,8 +206,22 @@ def _fit(update, state, params):
   return params, updates, losses
 
 
-def _assert_fits(losses):
+# Cautious optimizers zero the components whose sign disagrees with the
+# gradient: an injected b1 (a float32 array, so 1 - b1 rounds differently from
+# Python's) can flip the mask of a component whose update is near 0 (measured:
+# one of 512, moving its param by 1e-6 after 3 steps).
+MASKED_STEP_TOLERANCE = {name: {'rtol': 1e-5, 'atol': 1e-5}
+                         for name in ('cautious_adam', 'cautious_adamw')}
+
+# ADOPT's first step only measures the second moment: its update is zero.
+FIRST_STEP_IS_ZERO = frozenset({'adopt'})
+
+
+def _assert_fits(losses, name):
   """The loss fell at every step, and by at least 10% in all."""
+  if name in FIRST_STEP_IS_ZERO:
+    assert losses[1] == losses[0], losses
+    losses = losses[1:]
   assert all(a > b for a, b in zip(losses, losses[1:])), losses
   assert losses[-1] < 0.9 * losses[0], losses
 
@@ -265,7 +279,7 @@ def test_jit_matches_eager_and_decreases_the_loss(name):
   _assert_within_ulps(_run(update, jitted_state, params, grads),
                       _run(tx.update, eager_state, params, grads))
 
-  _assert_fits(_fit(update, jitted_state, params)[2])
+  _assert_fits(_fit(update, jitted_state, params)[2], name)
 
 
 # ----------------------------------------------------------------------------
@@ -295,7 +309,8 @@ def test_inject_hyperparams_matches_and_retunes_without_retracing(name):
   got_params, _, got_updates = _run(step, state, params, grads)
   want_params, _, want_updates = _run(
       _jitted_update(name), _optimizer(name).init(params), params, grads)
-  _assert_close((got_params, got_updates), (want_params, want_updates))
+  _assert_close((got_params, got_updates), (want_params, want_updates),
+                **MASKED_STEP_TOLERANCE.get(name, {}))
 
   def retuned(field, value):
     """state1 with hyperparameter `field` set to `value`."""
@@ -304,13 +319,15 @@ def test_inject_hyperparams_matches_and_retunes_without_retracing(name):
     hyperparams[field] = jnp.asarray(value, old.dtype)
     return state1._replace(hyperparams=hyperparams)
 
-  base, _ = step(grads[1], state1, params)
+  base = step(grads[1], state1, params)
   lr = float(state1.hyperparams['learning_rate'])
   halved, _ = step(grads[1], retuned('learning_rate', lr / 2), params)
-  _assert_close(halved, jax.tree.map(lambda u: u / 2, base), rtol=1e-6,
+  _assert_close(halved, jax.tree.map(lambda u: u / 2, base[0]), rtol=1e-6,
                 atol=0)
   for field in injectable:
-    changed, _ = step(grads[1], retuned(field, INJECTED[field]), params)
+    # The update or the new state (Lion's b2, and RAdam's b2 before its
+    # rectification starts, act only on the moments).
+    changed = step(grads[1], retuned(field, INJECTED[field]), params)
     assert not all(np.allclose(a, b, **TOLERANCE) for a, b in zip(
         jax.tree.leaves(changed), jax.tree.leaves(base))), field
   assert len(traces) == 1
@@ -354,7 +371,7 @@ def test_bfloat16_params_get_bfloat16_updates_and_fit(name):
   params, updates, losses = _fit(tx.update, tx.init(params), params)
   for tree in (params, updates):
     assert all(leaf.dtype == jnp.bfloat16 for leaf in jax.tree.leaves(tree))
-  _assert_fits(losses)
+  _assert_fits(losses, name)
 
 
 # ----------------------------------------------------------------------------

@@ -39,6 +39,11 @@ REGISTRY: dict[str, Entry] = {
     'amsgrad': Entry(adam_optax.amsgrad, 1e-3),
     'adamax': Entry(adam_optax.adamax, 2e-3),
     'adamaxw': Entry(adam_optax.adamaxw, 2e-3),
+    'adopt': Entry(adam_optax.adopt, 1e-3),
+    'ademamix': Entry(adam_optax.ademamix, 1e-3),
+    'radam': Entry(adam_optax.radam, 1e-3),
+    'cautious_adam': Entry(adam_optax.cautious_adam, 1e-3),
+    'cautious_adamw': Entry(adam_optax.cautious_adamw, 1e-3),
     'optax_adam': Entry(optax.adam, 1e-3),
     'sgd': Entry(functools.partial(optax.sgd, momentum=None), 0.1),
     'momentum': Entry(functools.partial(optax.sgd, momentum=0.9), 0.01),
@@ -47,6 +52,9 @@ REGISTRY: dict[str, Entry] = {
     'rmsprop': Entry(optax.rmsprop, 1e-3),
     'adagrad': Entry(optax.adagrad, 0.01),
     'adadelta': Entry(optax.adadelta, 1.0),
+    # Outside references: Lion takes sign steps, so a rate ~10x below Adam's.
+    'lion': Entry(optax.lion, 1e-4),
+    'adabelief': Entry(optax.adabelief, 1e-3),
     'adam8bit': Entry(lowmem.adam8bit, 1e-3),
     'adamw8bit': Entry(lowmem.adamw8bit, 1e-3),
 }
@@ -69,12 +77,19 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
                          checks.BELOW_ONE),
     'b2': Hyperparameter(float, 'Adam family: decay of the second moment',
                          checks.BELOW_ONE),
+    'b3': Hyperparameter(float, 'ademamix: decay of the slow momentum',
+                         checks.BELOW_ONE),
+    'alpha': Hyperparameter(float, 'ademamix: weight of the slow momentum',
+                            checks.NON_NEGATIVE),
+    'threshold': Hyperparameter(float, 'radam: the rho_t from which the '
+                                'adaptive step is used', checks.Range(4.0)),
     'eps': Hyperparameter(float, 'Adam family and RMSProp: added to the '
                           'denominator', checks.NON_NEGATIVE),
     'eps_root': Hyperparameter(float, 'Adam family: added inside the square '
                                'root', checks.NON_NEGATIVE),
     'weight_decay': Hyperparameter(float, 'decoupled weight decay (adamw, '
-                                   'nadamw, adamaxw, adamw8bit)',
+                                   'nadamw, adamaxw, adamw8bit, ademamix, '
+                                   'cautious_adamw, lion)',
                                    checks.NON_NEGATIVE),
     'momentum': Hyperparameter(float, 'momentum of sgd/rmsprop',
                                checks.BELOW_ONE),
@@ -91,6 +106,8 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
                                '(sgd, nadam)'),
     'amsgrad': Hyperparameter(bool, 'Adam: keep the running maximum of the '
                               'second moment'),
+    'use_clipping': Hyperparameter(bool, 'adopt: clip the normalised '
+                                   'gradient to step**0.25'),
     'centered': Hyperparameter(bool, 'rmsprop: divide by the centred '
                                'variance'),
     'bias_correction_mu': Hyperparameter(
