@@ -5,6 +5,11 @@
   python main.py --config=configs/mnist.py --workdir=/tmp/mnist --mode=eval
   python main.py --config=configs/mnist.py --show_config
 
+--mode=eval evaluates on the data_dir saved in the workdir's config.json
+unless --config.data_dir is given. Log lines reach the terminal as plain
+messages, above the progress bar; --log_dir=DIR also writes absl's
+timestamped lines to files in DIR.
+
 A mistake in the input (a flag, a config file or field, a data file, a
 workdir) ends the run with a one- or two-line message and exit status 2
 (command line) or 1 (everything else); any other exception is a bug and keeps
@@ -139,12 +144,13 @@ def main(argv: Sequence[str]) -> None:
     cli.usage_exit(f'--workdir={workdir} is a file; accepted: a folder (it is '
                    'created if missing).')
   cli.quiet_logs()
-  if not console.logs_to_files(FLAGS):
-    console.use_plain_logs()
+  console.setup(FLAGS)
   try:
+    task = task_function(config.task, FLAGS.mode)
     if FLAGS.mode == 'eval' and not cli.sets_field(sys.argv, 'data_dir'):
+      # Evaluated on the data it was trained on, unless told otherwise.
       cli.use_saved_field(config, workdir, 'data_dir')
-    task_function(config.task, FLAGS.mode)(config, workdir)
+    task(config, workdir)
   except errors.InterruptedRun as e:
     print(e, file=sys.stderr)
     sys.exit(cli.EXIT_INTERRUPTED)

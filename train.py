@@ -56,6 +56,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   trained = int(state.epoch) - 1
   if trained >= config.num_epochs:
     run.checkpoints.close()
+    metrics_log.check_logs(workdir)  # Damaged logs are named even so.
     logging.info('%s: already trained %d/%d epochs; nothing to do (use '
                  '--mode=eval to evaluate, or a larger --config.num_epochs to '
                  'train on)', workdir, trained, config.num_epochs)

@@ -121,23 +121,36 @@ def test_training_progress_lines_start_their_own_lines(tiny_mnist_dir,
   assert epoch_line.startswith('epoch 1: train loss '), lines
 
 
-def test_plain_logs_replace_absl_handler_keeping_its_filters():
-  """use_plain_logs swaps the root's absl handler for a ConsoleHandler."""
+class FakeFlag:
+  """An absl flag's .value and .present."""
+
+  def __init__(self, value):
+    self.value, self.present = value, bool(value)
+
+
+@pytest.mark.parametrize('also_to_stderr', [False, True])
+def test_setup_replaces_absl_handler_unless_its_format_is_asked(
+    also_to_stderr):
+  """The root's absl handler becomes a ConsoleHandler with its filters."""
+  flags = {'alsologtostderr': FakeFlag(also_to_stderr),
+           'logtostderr': FakeFlag(False), 'log_dir': FakeFlag('')}
   root = std_logging.getLogger()
   absl_handler = logging.get_absl_handler()
   marker = std_logging.Filter('marker')
   absl_handler.addFilter(marker)
-  had_absl = absl_handler in root.handlers
+  before = list(root.handlers)
   root.addHandler(absl_handler)
   try:
-    handler = console.use_plain_logs()
-    assert absl_handler not in root.handlers
-    assert handler in root.handlers and marker in handler.filters
+    console.setup(flags)
+    added = [h for h in root.handlers if isinstance(h, console.ConsoleHandler)]
+    if also_to_stderr:
+      assert absl_handler in root.handlers and not added
+    else:
+      assert absl_handler not in root.handlers
+      assert len(added) == 1 and marker in added[0].filters
   finally:
-    root.removeHandler(handler)
+    root.handlers[:] = before
     absl_handler.removeFilter(marker)
-    if had_absl:
-      root.addHandler(absl_handler)
 
 
 def test_a_stopped_run_says_where_and_how_to_resume(tiny_mnist_dir, tmp_path,
@@ -170,7 +183,7 @@ def test_main_prints_the_stop_message_alone(monkeypatch, capsys, tmp_path):
     raise errors.InterruptedRun(message)
 
   monkeypatch.setattr(main, 'task_function', lambda task, mode: stopped)
-  monkeypatch.setattr(console, 'use_plain_logs', lambda: None)
+  monkeypatch.setattr(console, 'setup', lambda flag_values: None)
   main.FLAGS(['main.py', '--config=configs/mnist.py',
               f'--workdir={tmp_path}'])
   try:
@@ -231,16 +244,19 @@ def test_eval_takes_data_dir_from_the_saved_config(finished_run, tmp_path):
   assert re.search(r'step 8: test loss \d\.\d{4}, test accuracy', result.stdout)
 
 
-def test_absl_prefix_is_kept_for_log_files(data_dir, finished_run):
-  """--alsologtostderr (absl's own format) keeps the prefix."""
+def test_absl_prefix_is_kept_for_log_files(data_dir, finished_run, tmp_path):
+  """--log_dir: absl's prefixed lines in its files, plain ones on stderr."""
   workdir, _ = finished_run
   result = run_main('--config=configs/mnist.py', f'--workdir={workdir}',
                     f'--config.data_dir={data_dir}', '--config.num_epochs=1',
-                    '--config.batch_size=32', '--alsologtostderr',
+                    '--config.batch_size=32', f'--log_dir={tmp_path}',
                     timeout=600)
   assert result.returncode == 0, result.stderr
   (line,) = [l for l in result.stderr.splitlines() if 'nothing to do' in l]
-  assert ABSL_PREFIX.match(line), result.stderr
+  assert line.startswith(f'{workdir}: already trained'), result.stderr
+  with open(tmp_path / 'main.INFO') as f:
+    (logged,) = [l for l in f if 'nothing to do' in l]
+  assert ABSL_PREFIX.match(logged), logged
 
 
 def test_eval_given_data_dir_keeps_it(finished_run, tmp_path):

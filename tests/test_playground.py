@@ -484,3 +484,28 @@ def test_main_reports_bad_playground_settings_in_one_line(tmp_path, flag,
   assert message in out.stderr + out.stdout
   assert 'Traceback' not in out.stderr
   assert not os.listdir(tmp_path)  # Stopped before writing anything.
+
+
+def test_the_web_page_without_its_packages_is_one_line(monkeypatch, capsys,
+                                                       tmp_path):
+  """No starlette: main.py says what to install, in one line, exit 1."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from adamjax.common import console  # pylint: disable=g-import-not-at-top
+  import main  # pylint: disable=g-import-not-at-top
+  expected = ("the playground's web page needs: pip install -r "
+              "requirements-web.txt (no module named 'starlette').")
+  monkeypatch.setitem(sys.modules, 'starlette', None)
+  monkeypatch.delitem(sys.modules, 'adamjax.playground.web', raising=False)
+  with pytest.raises(errors.MissingPackageError) as info:
+    importlib.import_module('adamjax.playground.web')
+  assert str(info.value) == expected
+  monkeypatch.setattr(console, 'setup', lambda flag_values: None)
+  main.FLAGS(['main.py', '--config=configs/playground_web.py',
+              f'--workdir={tmp_path}'])
+  try:
+    with pytest.raises(SystemExit) as info:
+      main.main(['main.py'])
+  finally:
+    main.FLAGS.unparse_flags()
+  assert info.value.code == 1
+  assert capsys.readouterr().err == f'Error: {expected}\n'

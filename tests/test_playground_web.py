@@ -21,6 +21,11 @@ import urllib.request
 import numpy as np
 from PIL import Image
 import pytest
+
+# The web page's packages are optional (requirements-web.txt).
+pytest.importorskip('starlette')
+pytest.importorskip('selenium')
+# pylint: disable=g-import-not-at-top,wrong-import-position
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
@@ -114,7 +119,7 @@ def test_run_returns_the_paths_and_table_jax_computes(client):
     ({'optimizers': [{'name': 'adam', 'learning_rate': 'abc'}]},
      "adam learning_rate='abc' is invalid; accepted: a finite number"),
     ({'optimizers': [{'name': 'adam', 'learning_rate': '-1'}]},
-     'adam: learning_rate=-1.0 is invalid'),
+     'adam: optimizer.learning_rate=-1.0 is invalid'),
     ({'optimizers': [{'name': 'adam', 'learning_rate': '0.1',
                       'numbers': {'b1': '1.5'}}]},
      'b1=1.5 is invalid; accepted: a finite number in [0, 1)'),
@@ -446,7 +451,7 @@ def test_page_redraws_what_jax_computes(browser, server_url, tmp_path):
       ('.optimizer input[data-key=learning_rate]', 'abc',
        "adam learning_rate='abc' is invalid"),
       ('.optimizer input[data-key=learning_rate]', '-1',
-       'adam: learning_rate=-1.0 is invalid'),
+       'adam: optimizer.learning_rate=-1.0 is invalid'),
       ('#start-x', '7', 'start x=7.0 is invalid'),
   ]:
     _type(browser, selector, text)
@@ -515,3 +520,60 @@ def test_page_redraw_time_for_five_optimizers(browser, server_url):
   _check_drawn(browser, _page_settings(browser))
   assert 'compiled' not in browser.find_element('id', 'timing').text
   assert np.median(times) < 1000  # Generous: CI machines are shared.
+
+
+# Installed before the page's own script: holds back each /api/run request
+# until the test calls window.heldRuns[i]().
+HOLD_RUNS = """
+window.heldRuns = [];
+const realFetch = window.fetch;
+window.fetch = (url, options) => String(url).startsWith('/api/run') ?
+    new Promise(resolve => window.heldRuns.push(
+        () => resolve(realFetch(url, options)))) :
+    realFetch(url, options);
+"""
+
+
+@pytest.mark.browser
+def test_page_says_computing_until_the_first_plot(browser, server_url,
+                                                  tmp_path):
+  """While the first answer is out, the empty plots say they are coming."""
+  hold = browser.execute_cdp_cmd('Page.addScriptToEvaluateOnNewDocument',
+                                 {'source': HOLD_RUNS})
+  try:
+    browser.get(server_url)
+    _wait(browser, 'window.heldRuns.length >= 1')
+    status = browser.find_element('id', 'status')
+    assert status.is_displayed()
+    assert status.text.startswith('Computing the first paths'), status.text
+    assert browser.execute_script(
+        "return document.querySelectorAll('#contour .main-svg').length") == 0
+    browser.save_screenshot(str(tmp_path / 'computing.png'))
+    browser.execute_script('window.heldRuns.forEach(release => release());')
+    _wait(browser, 'Number(document.body.dataset.redraws) >= 1')
+    assert not status.is_displayed()
+    assert status.text == ''
+  finally:
+    browser.execute_cdp_cmd('Page.removeScriptToEvaluateOnNewDocument',
+                            {'identifier': hold['identifier']})
+
+
+@pytest.mark.browser
+def test_page_axes_have_titles_and_powers_of_ten(browser, server_url):
+  """x and y on the contour plot; the log axis labelled 10^k, never 100μ."""
+  browser.get(server_url)
+  _wait(browser, 'Number(document.body.dataset.redraws) >= 1')
+  _settled(browser)
+  # A rate that drives the loss down by many orders of magnitude.
+  _type(browser, '.optimizer input[data-key=learning_rate]', '0.3')
+  titles = browser.execute_script('''
+    return ['#contour .g-xtitle', '#contour .g-ytitle', '#losses .g-xtitle',
+            '#losses .g-ytitle'].map(
+        s => (document.querySelector(s) || {}).textContent);''')
+  assert titles == ['x', 'y', 'step', 'loss']
+  labels = browser.execute_script(
+      "return [...document.querySelectorAll('#losses .ytick text')]"
+      ".map(t => t.textContent.replaceAll('\\u200b', ''));")
+  powers = [l for l in labels if re.fullmatch(r'10[\u2212-]\d+', l)]
+  assert len(powers) >= 2, labels  # E.g. 10^-12 ... 10^-4.
+  assert not [l for l in labels if re.search(r'[a-zA-Zμµ]', l)], labels

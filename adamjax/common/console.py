@@ -1,12 +1,12 @@
 """The user's terminal: plain log lines that never collide with a tqdm bar.
 
 absl writes every line as `I1207 00:52:02.731 12345 train.py:81] message`,
-straight onto the end of a progress bar that tqdm is redrawing. On a terminal
-`use_plain_logs` replaces absl's handler with `ConsoleHandler`, which writes
-the plain message (warnings as 'Warning: ...') through `tqdm.write`: the bar
-is cleared, the line printed, the bar redrawn below it. Where logs go to files
-(absl's --log_dir, --alsologtostderr, --logtostderr) absl's prefixed lines are
-kept for them.
+straight onto the end of a progress bar that tqdm is redrawing. `setup`
+gives the terminal a `ConsoleHandler` instead, which writes the plain
+message (warnings as 'Warning: ...') through `tqdm.write`: the bar is
+cleared, the line printed, the bar redrawn below it. absl's prefixed lines are kept where they
+are asked for: in files with --log_dir, on stderr with --alsologtostderr or
+--logtostderr.
 """
 
 import logging as std_logging
@@ -47,29 +47,29 @@ class ConsoleHandler(std_logging.Handler):
       self.handleError(record)
 
 
-def logs_to_files(flag_values: Any) -> bool:
-  """Whether the command asked for absl's log files or its stderr format."""
-  return bool(flag_values['log_dir'].present or
-              flag_values['alsologtostderr'].value or
-              flag_values['logtostderr'].value)
+def setup(flag_values: Any) -> None:
+  """Plain lines on the terminal; absl's prefixed ones where files want them.
 
+  --alsologtostderr or --logtostderr: absl's own format on stderr, as asked.
+  --log_dir=DIR: absl writes its prefixed lines to files in DIR, and the
+  terminal gets the plain ones. Otherwise absl's handler is replaced.
+  Filters on absl's handler (cli.quiet_logs') also filter the terminal's.
 
-def use_plain_logs() -> ConsoleHandler:
-  """Replaces absl's handler on the root logger with a ConsoleHandler.
-
-  The filters on absl's handler (cli.quiet_logs') move with it.
-
-  Returns:
-    The handler now installed.
+  Args:
+    flag_values: the parsed absl flags (main.FLAGS).
   """
+  if flag_values['alsologtostderr'].value or flag_values['logtostderr'].value:
+    return
   root = std_logging.getLogger()
   absl_handler = logging.get_absl_handler()
   handler = ConsoleHandler()
   for log_filter in absl_handler.filters:
     handler.addFilter(log_filter)
-  root.removeHandler(absl_handler)
+  if flag_values['log_dir'].value:
+    absl_handler.use_absl_log_file('main', flag_values['log_dir'].value)
+  else:
+    root.removeHandler(absl_handler)
   for old in list(root.handlers):
     if isinstance(old, ConsoleHandler):
       root.removeHandler(old)
   root.addHandler(handler)
-  return handler

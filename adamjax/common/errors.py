@@ -22,6 +22,10 @@ class MissingFileError(UserError, FileNotFoundError):
   """A file or folder the config names does not exist."""
 
 
+class MissingPackageError(UserError, ImportError):
+  """An optional package a task needs is not installed; says what to install."""
+
+
 class OfflineError(UserError, ConnectionError):
   """A download that cannot happen (no network); says what to pass instead."""
 

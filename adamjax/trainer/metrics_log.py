@@ -94,6 +94,30 @@ def _repair(path: str, rows: list[dict[str, Any]], cut: int) -> None:
   logging.warning('Repaired %s: kept its %d complete rows.', path, len(rows))
 
 
+def _check_tensorboard(workdir: str) -> str:
+  """workdir's TensorBoard folder; refuses a file in its place."""
+  tensorboard = os.path.join(workdir, TENSORBOARD_DIR)
+  if os.path.lexists(tensorboard) and not os.path.isdir(tensorboard):
+    raise errors.WorkdirError(
+        f'{tensorboard} is a file, not the run\'s TensorBoard folder; '
+        'remove it, or pass --config.restart=True to move the old run '
+        'aside.')
+  return tensorboard
+
+
+def check_logs(workdir: str) -> None:
+  """What RunLog would refuse in workdir, checked without writing anything.
+
+  For a run with nothing left to train: its damaged logs are still named.
+
+  Raises:
+    errors.WorkdirError: on a metrics.jsonl that is not metrics rows, or a
+      file where the TensorBoard folder should be.
+  """
+  read_metrics(workdir)
+  _check_tensorboard(workdir)
+
+
 class RunLog:
   """Appends epoch metrics and step losses; prints progress while training."""
 
@@ -119,12 +143,7 @@ class RunLog:
     self._images_since = 0
     self._writer = None
     if self._writes:
-      tensorboard = os.path.join(workdir, TENSORBOARD_DIR)
-      if os.path.lexists(tensorboard) and not os.path.isdir(tensorboard):
-        raise errors.WorkdirError(
-            f'{tensorboard} is a file, not the run\'s TensorBoard folder; '
-            'remove it, or pass --config.restart=True to move the old run '
-            'aside.')
+      tensorboard = _check_tensorboard(workdir)
       try:
         if cut is not None:
           _repair(self._path, rows, cut)
