@@ -156,3 +156,61 @@ def serving_playground():
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+# The quick subset: `python -m pytest -m quick -q`, about a minute on a
+# 2-core CPU, reaching every product module (tests/test_quick.py checks that
+# each is imported by one of these files, and that every name here is a
+# test). ALL takes a file's every test.
+ALL = '*'
+QUICK = {
+    'test_quick.py': ALL,
+    'test_checks.py': ALL,
+    'test_schema.py': ALL,
+    'test_tables.py': ALL,
+    'test_control.py': ALL,
+    'test_order.py': ALL,
+    'test_schedules.py': ALL,
+    'test_report.py': ALL,
+    'test_xla_cpu.py': ALL,
+    'test_objective.py': ALL,
+    'test_evaluation.py': ALL,
+    'test_models.py': ['test_model_registry_parameter_counts_and_bad_names'],
+    'test_adam_optax.py': ['test_parity_with_optax',
+                           'test_parity_with_paper'],
+    'test_registry.py': ['test_unknown_optimizer_lists_the_registry',
+                         'test_bad_learning_rate',
+                         'test_from_config_applies_warmup_and_clipping'],
+    'test_steps.py': ['test_train_steps_equals_single_steps'],
+    'test_input_pipeline.py': ['test_read_idx_round_trips_images_and_labels',
+                               'test_load_dataset_reads_data_dir',
+                               'test_load_idx_dir_rejects_bad_contents'],
+    'test_experiment_figures.py': [
+        'test_plot_curves_draws_groups_of_runs_and_names_a_bad_glob'],
+    'test_compare.py': ['test_run_config_is_an_ordinary_training_config'],
+    'test_kingma_ba.py': ['test_vae_bad_config_is_named'],
+    'test_playground.py': ['test_adam_converges_to_the_origin_on_the_quadratic',
+                           'test_bad_settings_are_clear_errors',
+                           'test_the_web_page_without_its_packages_is_one_line'],
+    'test_playground_web.py': ['test_run_returns_the_paths_and_table_jax_computes',
+                               'test_meta_and_landscape'],
+    'test_console.py': [
+        'test_console_lines_are_plain_messages',
+        'test_a_log_line_never_lands_on_the_progress_bar',
+        'test_training_progress_lines_start_their_own_lines',
+        'test_main_prints_the_stop_message_alone', 'test_closest',
+        'test_close_field',
+        'test_a_misspelt_choice_is_named_with_its_likely_meaning',
+        'test_a_misspelt_problem_is_named_with_its_likely_meaning',
+        'test_an_unknown_field_in_a_config_suggests_the_full_name',
+        'test_a_misspelt_flag_suggests_the_field'],
+}
+
+
+def pytest_collection_modifyitems(config, items):
+  """Marks the tests QUICK names with `quick`."""
+  del config
+  for item in items:
+    names = QUICK.get(os.path.basename(str(item.fspath)))
+    if names == ALL or (names and item.originalname in names):
+      item.add_marker(pytest.mark.quick)
