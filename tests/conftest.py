@@ -18,6 +18,25 @@ from adamjax import models
 from adamjax.trainer import train_state
 
 
+@contextlib.contextmanager
+def main_flags(*argv):
+  """main.py's flags parsed from `argv`, then unparsed; yields main.
+
+  absl's logger level is put back too: unparsing resets it to WARNING,
+  which would hide later tests' INFO records from caplog.
+  """
+  import logging  # pylint: disable=g-import-not-at-top
+  import main  # pylint: disable=g-import-not-at-top
+  absl_logger = logging.getLogger('absl')
+  level = absl_logger.level
+  main.FLAGS(['main.py', *argv])
+  try:
+    yield main
+  finally:
+    main.FLAGS.unparse_flags()
+    absl_logger.setLevel(level)
+
+
 def write_idx(path, array):
   """Writes a uint8 array as an IDX file, gzipped if `path` ends in '.gz'.
 

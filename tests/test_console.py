@@ -22,6 +22,7 @@ from adamjax.common import cli
 from adamjax.common import console
 from adamjax.common import errors
 from adamjax.playground import problems
+from conftest import main_flags
 from conftest import run_main
 import main
 import train
@@ -184,13 +185,10 @@ def test_main_prints_the_stop_message_alone(monkeypatch, capsys, tmp_path):
 
   monkeypatch.setattr(main, 'task_function', lambda task, mode: stopped)
   monkeypatch.setattr(console, 'setup', lambda flag_values: None)
-  main.FLAGS(['main.py', '--config=configs/mnist.py',
-              f'--workdir={tmp_path}'])
-  try:
+  monkeypatch.setattr(cli, 'quiet_logs', lambda: None)
+  with main_flags('--config=configs/mnist.py', f'--workdir={tmp_path}'):
     with pytest.raises(SystemExit) as info:
       main.main(['main.py'])
-  finally:
-    main.FLAGS.unparse_flags()
   assert info.value.code == 130
   assert capsys.readouterr().err == message + '\n'
 

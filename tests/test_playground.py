@@ -16,6 +16,7 @@ from PIL import Image
 import pytest
 
 from configs import quadratic
+from conftest import main_flags
 from conftest import run_main
 from adamjax.common import errors
 from adamjax.optim import registry
@@ -491,21 +492,23 @@ def test_the_web_page_without_its_packages_is_one_line(monkeypatch, capsys,
   """No starlette: main.py says what to install, in one line, exit 1."""
   import importlib  # pylint: disable=g-import-not-at-top
   from adamjax.common import console  # pylint: disable=g-import-not-at-top
-  import main  # pylint: disable=g-import-not-at-top
   expected = ("the playground's web page needs: pip install -r "
               "requirements-web.txt (no module named 'starlette').")
-  monkeypatch.setitem(sys.modules, 'starlette', None)
+  for name in ['starlette'] + [n for n in sys.modules
+                               if n.startswith('starlette.')]:
+    monkeypatch.setitem(sys.modules, name, None)  # As if not installed.
   monkeypatch.delitem(sys.modules, 'adamjax.playground.web', raising=False)
+  # `from adamjax.playground import web` reads the package's attribute first.
+  monkeypatch.delattr(playground, 'web', raising=False)
   with pytest.raises(errors.MissingPackageError) as info:
     importlib.import_module('adamjax.playground.web')
   assert str(info.value) == expected
+  from adamjax.common import cli  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(console, 'setup', lambda flag_values: None)
-  main.FLAGS(['main.py', '--config=configs/playground_web.py',
-              f'--workdir={tmp_path}'])
-  try:
+  monkeypatch.setattr(cli, 'quiet_logs', lambda: None)
+  with main_flags('--config=configs/playground_web.py',
+                  f'--workdir={tmp_path}') as main:
     with pytest.raises(SystemExit) as info:
       main.main(['main.py'])
-  finally:
-    main.FLAGS.unparse_flags()
   assert info.value.code == 1
   assert capsys.readouterr().err == f'Error: {expected}\n'
