@@ -119,12 +119,21 @@ def _read_csv(path):
 def test_writes_every_figure_and_table(compared):
   """Figures, tables and each run's own outputs exist and agree."""
   _, workdir, result, _ = compared
-  for name in ('loss.png', 'accuracy.png'):
+  for name in ('loss.png', 'accuracy.png', 'ranking.png'):
     with open(os.path.join(workdir, name), 'rb') as f:
       data = f.read()
     assert data.startswith(b'\x89PNG') and len(data) > 5_000, name
   summary = _read_csv(os.path.join(workdir, 'summary.csv'))
   assert [row['optimizer'] for row in summary] == ['adam', 'optax_adam', 'sgd']
+  # adam and optax_adam run bitwise alike: the same interval, the same rank.
+  assert summary[0]['rank'] == summary[1]['rank']
+  assert summary[0]['final_test_accuracy_ci95'] == (
+      summary[1]['final_test_accuracy_ci95'])
+  assert {row['rank'] for row in summary} <= {'1', '2', '3'}
+  assert '1' in {row['rank'] for row in summary}
+  for row in summary:
+    low, high = map(float, row['final_test_accuracy_ci95'].split(' to '))
+    assert low <= float(row['final_test_accuracy']) <= high
   markdown = open(os.path.join(workdir, 'summary.md')).read().splitlines()
   assert markdown[0].startswith('| optimizer | learning_rate |')
   assert len(markdown) == 2 + 3

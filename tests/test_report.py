@@ -64,7 +64,7 @@ def test_table_rows_hold_the_runs_numbers():
   assert report.summary_row('adam', 1e-3, {'b1': 0.8}, [first, second],
                              0.99) == [
       'adam', 1e-3, 'b1=0.8', '0 1', '0.9900', '0.0050', '0.9925', '0.2250',
-      '2 3', '19.5', '22.0']
+      '2 3', '19.5', '22.0', '0.9850 to 0.9950', '']
 
 
 def test_summary_means_leave_out_an_unfinished_seed():
@@ -74,6 +74,24 @@ def test_summary_means_leave_out_an_unfinished_seed():
   partial.num_epochs = 3
   row = report.summary_row('adam', 1e-3, {}, [done, partial], 0.99)
   assert row[3:8] == ['0', '0.9850', '0.0000', '0.9900', '0.2000']
+  assert row[-2] == '0.9850 to 0.9850'  # One complete seed: a point.
+
+
+def test_ranks_fill_in_and_share_places():
+  """Two optimizers whose seeds overlap share rank 1; a third is 3rd."""
+  runs = {
+      'adam': [_result(s, [0.990 + 0.001 * s], [1.0], [0.1]) for s in (0, 1)],
+      'nadam': [_result(s, [0.9905 + 0.001 * s], [1.0], [0.1])
+                for s in (0, 1)],
+      'sgd': [_result(s, [0.97 + 0.001 * s], [1.0], [0.1]) for s in (0, 1)],
+  }
+  rows = [report.summary_row(name, 1e-3, {}, r, 0.99)
+          for name, r in runs.items()]
+  assert all(row[-1] == '' for row in rows)
+  ranked = report.with_ranks(rows, {name: report.final_accuracy_interval(r)
+                                    for name, r in runs.items()})
+  assert [row[-1] for row in ranked] == [1, 1, 3]
+  assert [row[:-1] for row in ranked] == [row[:-1] for row in rows]
 
 
 @pytest.mark.parametrize('change, expected', [

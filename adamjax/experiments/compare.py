@@ -13,6 +13,7 @@ report.py makes the tables, figures.py the figures. Into the workdir go:
   runs/<optimizer>/seed_<seed>/     one run: metrics.jsonl, config.json,
                                     checkpoints, tensorboard
   loss.png, accuracy.png            train loss per step, test accuracy/epoch
+  ranking.png                       final accuracy, 95% intervals, ranks
   summary.md, summary.csv           one row per optimizer (mean over seeds)
   runs.csv                          one row per (optimizer, seed)
   identical.txt                     optimizer pairs whose runs agree bitwise
@@ -335,9 +336,12 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   name, rates[name], seed, config.report_only)
         for seed in config.seeds]
   target = config.target_accuracy
-  summary = [report.summary_row(name, rates[name],
-                                hyperparameters(config, name), results[name],
-                                target) for name in config.optimizers]
+  summary = report.with_ranks(
+      [report.summary_row(name, rates[name], hyperparameters(config, name),
+                          results[name], target)
+       for name in config.optimizers],
+      {name: report.final_accuracy_interval(results[name])
+       for name in config.optimizers})
   runs = [report.run_row(r, target) for name in config.optimizers
           for r in results[name]]
   tables.write_table(os.path.join(workdir, 'summary'), report.SUMMARY_HEADER,

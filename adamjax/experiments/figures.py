@@ -4,6 +4,10 @@ Each curve is one optimizer's mean over its seeds with the min-max band:
 
   loss.png       training loss vs step (log y), smoothed; the raw mean faint
   accuracy.png   test accuracy vs epoch
+
+and one dot per optimizer, ranked, with its 95% bootstrap interval:
+
+  ranking.png    final test accuracy (%), best on top, the rank beside it
 """
 
 import math
@@ -27,6 +31,7 @@ except ModuleNotFoundError as e:
       "the experiments' figures need matplotlib: pip install -r "
       f'requirements-dev.txt (no module named {missing!r}).') from e
 from adamjax.experiments import report
+from adamjax.experiments import statistics
 
 FIGSIZE = (9.0, 4.5)  # Inches; the legend sits right of the axes.
 
@@ -124,6 +129,40 @@ def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
   return fig
 
 
+def ranking_figure(entries: Sequence[tuple[str, statistics.Interval, int]],
+                   dpi: int) -> Figure:
+  """Final test accuracy per optimizer: mean and 95% interval, ranked.
+
+  Args:
+    entries: (label, interval of the final test accuracy, rank) per
+      optimizer, in any order; drawn by mean, best on top.
+    dpi: the resolution.
+  """
+  ordered = sorted(entries, key=lambda e: e[1].mean)
+  fig = plotting.new_figure((FIGSIZE[0], 1.0 + 0.35 * len(ordered)), dpi)
+  ax = fig.add_subplot()
+  for y, (text, interval, rank) in enumerate(ordered):
+    style = plotting.style(0)
+    ax.errorbar([100 * interval.mean], [y], xerr=[[100 * (interval.mean -
+                                                        interval.low)],
+                                                  [100 * (interval.high -
+                                                          interval.mean)]],
+                fmt='o', color=style['color'], capsize=3)
+    ax.annotate(f'rank {rank}', (100 * interval.high, y),
+                xytext=(6, 0), textcoords='offset points', va='center',
+                fontsize='small')
+  ax.set_yticks(range(len(ordered)),
+                [f'{text} ({interval.count} seeds)'
+                 for text, interval, _ in ordered], fontsize='small')
+  ax.set_xlabel('final test accuracy (%)')
+  ax.set_title('Final test accuracy: mean and 95% bootstrap interval over '
+               'seeds\n(a shared rank: the seeds cannot separate them)',
+               fontsize='medium')
+  ax.grid(True, axis='x', alpha=0.3)
+  ax.margins(x=0.15)
+  return fig
+
+
 def write_figures(workdir: str, labels: dict[str, str],
                   results: dict[str, list[report.Result]], smoothing: float,
                   target: float, dpi: int) -> list[str]:
@@ -139,7 +178,8 @@ def write_figures(workdir: str, labels: dict[str, str],
     dpi: the resolution.
 
   Returns:
-    The two PNG files' paths.
+    The PNG files' paths: loss, accuracy and (when some optimizer has a
+    complete run) ranking.
   """
   losses, accuracies = [], []
   for name, runs in results.items():
@@ -155,4 +195,13 @@ def write_figures(workdir: str, labels: dict[str, str],
            os.path.join(workdir, 'accuracy.png')]
   plotting.save_png(loss_figure(losses, smoothing, dpi), paths[0])
   plotting.save_png(accuracy_figure(accuracies, target, dpi), paths[1])
+  intervals = {name: report.final_accuracy_interval(runs)
+               for name, runs in results.items()}
+  intervals = {name: i for name, i in intervals.items() if i is not None}
+  if intervals:
+    ranks = statistics.significance_ranks(intervals)
+    paths.append(os.path.join(workdir, 'ranking.png'))
+    plotting.save_png(ranking_figure(
+        [(labels[name], i, ranks[name]) for name, i in intervals.items()],
+        dpi), paths[-1])
   return paths

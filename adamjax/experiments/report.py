@@ -12,12 +12,14 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from adamjax.common import errors
+from adamjax.experiments import statistics
 from adamjax.trainer import metrics_log
 
 SUMMARY_HEADER = ('optimizer', 'learning_rate', 'hyperparameters', 'seeds',
                   'final_test_accuracy', 'final_test_accuracy_std',
                   'best_test_accuracy', 'final_train_loss',
-                  'epochs_to_target', 'time_to_target_s', 'train_time_s')
+                  'epochs_to_target', 'time_to_target_s', 'train_time_s',
+                  'final_test_accuracy_ci95', 'rank')
 RUNS_HEADER = ('optimizer', 'learning_rate', 'seed', 'final_test_accuracy',
                'best_test_accuracy', 'best_epoch', 'final_train_loss',
                'epoch_to_target', 'time_to_target_s', 'train_time_s', 'status')
@@ -188,6 +190,39 @@ def run_row(result: Result, target: float) -> list[Any]:
           f'partial: {len(rows)} of {result.num_epochs} epochs']
 
 
+def final_accuracy_interval(results: Sequence[Result]
+                            ) -> Optional[statistics.Interval]:
+  """The 95% bootstrap interval of the mean final test accuracy.
+
+  Args:
+    results: one optimizer's runs, one per seed.
+
+  Returns:
+    Over its complete runs only (a partial run's last epoch is not final);
+    None if there is none.
+  """
+  finals = [r.rows[-1]['test_accuracy'] for r in results if r.complete]
+  return statistics.bootstrap_interval(finals) if finals else None
+
+
+def with_ranks(summary: list[list[Any]],
+               intervals: dict[str, Optional[statistics.Interval]]
+               ) -> list[list[Any]]:
+  """Summary rows (from summary_row) with their rank filled in.
+
+  Args:
+    summary: rows in SUMMARY_HEADER's order, the rank column ''.
+    intervals: {optimizer: final_accuracy_interval}.
+
+  Returns:
+    The rows, each with statistics.significance_ranks' rank (ties share
+    it; '' for an optimizer without complete runs).
+  """
+  ranks = statistics.significance_ranks(
+      {name: i for name, i in intervals.items() if i is not None})
+  return [row[:-1] + [ranks.get(row[0], '')] for row in summary]
+
+
 def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
                 results: Sequence[Result], target: float) -> list[Any]:
   """One summary row: an optimizer's means over finished() runs.
@@ -200,7 +235,8 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
     target: the test accuracy whose first epoch and time the row gives.
 
   Returns:
-    The row in SUMMARY_HEADER's order, numbers formatted as text.
+    The row in SUMMARY_HEADER's order, numbers formatted as text; the rank
+    is '' (with_ranks fills it in once every optimizer's row is known).
   """
   shown = finished(results)
   extra = ' '.join(f'{k}={v}' for k, v in sorted(hparams.items()))
@@ -210,7 +246,7 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
       for r in results if r in shown or r.diverged)
   if not shown:
     status = 'diverged' if any(r.diverged for r in results) else 'not run'
-    return [name, learning_rate, extra, seeds, status] + [''] * 6
+    return [name, learning_rate, extra, seeds, status] + [''] * 8
   final = [r.rows[-1]['test_accuracy'] for r in shown]
   best = [max(row['test_accuracy'] for row in r.rows) for r in shown]
   loss = [r.rows[-1]['train_loss'] for r in shown]
@@ -221,11 +257,13 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
     if seconds is not None:
       times.append(seconds)
   total = [sum(row['epoch_time_s'] for row in r.rows) for r in shown]
+  interval = final_accuracy_interval(results)
   return [name, learning_rate, extra, seeds, f'{np.mean(final):.4f}',
           f'{np.std(final):.4f}', f'{np.mean(best):.4f}',
           f'{np.mean(loss):.4f}', ' '.join(epochs),
           f'{np.mean(times):.1f}' if times else '',
-          f'{np.mean(total):.1f}']
+          f'{np.mean(total):.1f}',
+          f'{interval.low:.4f} to {interval.high:.4f}' if interval else '', '']
 
 
 def identical_seeds(a: Sequence[Result], b: Sequence[Result]) -> list[int]:
