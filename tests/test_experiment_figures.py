@@ -69,16 +69,19 @@ def test_write_figures_draws_only_optimizers_with_finished_runs(
       drawn[name] = series
       return draw(series, *args)
     return record
-  for name in ('loss_figure', 'accuracy_figure'):
+  for name in ('loss_figure', 'accuracy_figure', 'ranking_figure'):
     monkeypatch.setattr(figures, name, recording(name))
   results = {'adam': [result('adam', 0), result('adam', 1)],
              'sgd': [result('sgd', 0, diverged='loss is nan')]}
   paths = figures.write_figures(str(tmp_path), {'adam': 'A', 'sgd': 'S'},
                                 results, 0.5, 0.95, 40)
-  assert paths == [str(tmp_path / 'loss.png'), str(tmp_path / 'accuracy.png')]
+  assert paths == [str(tmp_path / 'loss.png'), str(tmp_path / 'accuracy.png'),
+                   str(tmp_path / 'ranking.png')]
   assert [s[0] for s in drawn['loss_figure']] == ['A']
   assert drawn['accuracy_figure'] == [('A', [[0.9], [0.91]])]
-  for path in paths:
+  (label, interval, rank), = drawn['ranking_figure']
+  assert (label, interval.mean, interval.count, rank) == ('A', 0.905, 2, 1)
+  for path in paths[:2]:
     with open(path, 'rb') as f:
       head = f.read(24)
     assert head[:8] == b'\x89PNG\r\n\x1a\n'
