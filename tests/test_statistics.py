@@ -70,3 +70,62 @@ def test_overlapping_intervals_share_a_rank():
   # A loss or a time: lower is better, the order turns round.
   assert statistics.significance_ranks(intervals, higher_is_better=False) == {
       'a': 3, 'b': 3, 'c': 1, 'd': 1}
+
+
+SPACE = {'learning_rate': statistics.SearchRange(1e-4, 1e-1),
+         'b1': statistics.SearchRange(0.5, 0.95, 'linear'),
+         'b2': statistics.SearchRange(0.9, 0.9999, 'one_minus_log')}
+
+
+def test_quasi_random_trials_cover_the_space_and_repeat():
+  trials = statistics.quasi_random_trials(SPACE, 64, seed=0)
+  assert trials == statistics.quasi_random_trials(SPACE, 64, seed=0)
+  assert trials[:16] == statistics.quasi_random_trials(SPACE, 16, seed=0)
+  assert trials != statistics.quasi_random_trials(SPACE, 64, seed=1)
+  for name, r in SPACE.items():
+    values = np.array([t[name] for t in trials])
+    assert values.min() >= r.low and values.max() <= r.high, name
+    assert len(set(values)) == len(values), name  # No grid repeats.
+  # Log-uniform: each of the three decades holds about a third of the rates;
+  # b2's 1 - b2 likewise across its three (two thirds below 1e-2); b1 is
+  # uniform.
+  decades = np.floor(np.log10([t['learning_rate'] for t in trials]))
+  counts = np.bincount((decades + 4).astype(int))
+  assert len(counts) == 3 and all(19 <= c <= 24 for c in counts), counts
+  one_minus = np.log10([1 - t['b2'] for t in trials])
+  assert 40 <= np.sum(one_minus < -2) <= 45
+  assert 28 <= sum(t['b1'] < 0.725 for t in trials) <= 36
+
+
+@pytest.mark.parametrize('space, count, message', [
+    ({}, 4, 'empty'),
+    (SPACE, 0, 'count=0'),
+    ({'lr': statistics.SearchRange(0.0, 1.0)}, 4, 'low > 0'),
+    ({'lr': statistics.SearchRange(1.0, 0.1)}, 4, 'below high'),
+    ({'b2': statistics.SearchRange(0.9, 1.0, 'one_minus_log')}, 4, '< 1'),
+    ({'lr': statistics.SearchRange(0.1, 1.0, 'cubic')}, 4, 'cubic'),
+])
+def test_bad_search_spaces_are_named(space, count, message):
+  with pytest.raises(ValueError, match=message):
+    statistics.quasi_random_trials(space, count)
+
+
+def test_performance_profiles_follow_algoperf():
+  inf = float('inf')
+  times = {'mnist': {'adam': 10.0, 'sgd': 20.0, 'lion': inf},
+           'fashion': {'adam': 30.0, 'sgd': 15.0, 'lion': 15.0},
+           'mlp': {'adam': 5.0, 'sgd': inf, 'lion': 6.0},
+           'none': {'adam': inf, 'sgd': inf, 'lion': inf}}
+  profiles = statistics.performance_profiles(times, [1.0, 1.2, 2.0, 100.0])
+  # adam: ratios 1, 2, 1, inf; sgd: 2, 1, inf, inf; lion: inf, 1, 1.2, inf.
+  np.testing.assert_array_equal(profiles['adam'], [0.5, 0.5, 0.75, 0.75])
+  np.testing.assert_array_equal(profiles['sgd'], [0.25, 0.25, 0.5, 0.5])
+  np.testing.assert_array_equal(profiles['lion'], [0.25, 0.5, 0.5, 0.5])
+
+
+def test_performance_profiles_refuse_mismatched_workloads():
+  with pytest.raises(ValueError, match="workload 'b' names"):
+    statistics.performance_profiles({'a': {'adam': 1.0, 'sgd': 2.0},
+                                     'b': {'adam': 1.0}}, [1.0])
+  with pytest.raises(ValueError, match='>= 0 or inf'):
+    statistics.performance_profiles({'a': {'adam': float('nan')}}, [1.0])
