@@ -230,6 +230,15 @@ COMPARISON: dict[str, Any] = {
                                "grid, multiples of each optimizer's default "
                                'rate', _numbers(checks.POSITIVE,
                                                 '"(0.3, 1.0, 3.0)"')),
+    'lr_search_trials': Field(0, 'compare: 0 searches the rate grid '
+                              '(lr_search_factors); N > 0 runs N quasi-random '
+                              'trials per optimizer, the same N for each, over '
+                              'its rate (lr_search_range) and its own b1, b2, '
+                              'momentum and weight decay', _COUNT),
+    'lr_search_range': Field((0.1, 10.0), 'compare: the trials\' learning '
+                             "rates, log-uniform between these multiples of "
+                             "each optimizer's default rate",
+                             _numbers(checks.POSITIVE, '"(0.1, 10.0)"')),
     'lr_search_epochs': Field(1, 'compare: epochs per search run',
                               _POSITIVE_INT),
     'lr_search_validation_examples': Field(

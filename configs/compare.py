@@ -10,6 +10,15 @@ A few optimizers at rates of your choosing, no search:
       --config.optimizers="('adam','sgd','momentum')" \
       --config.learning_rates.sgd=0.05
 
+The tuning protocol of AlgoPerf and Schmidt et al. (2021): the same budget of
+quasi-random trials for every optimizer (rate log-uniform over 0.1x-10x its
+default; its own b1, b2, momentum, weight decay), chosen on validation
+examples, then rerun on 10 seeds; summary.md gives 95% bootstrap intervals
+and ranks that tie where the intervals overlap, ranking.png draws them:
+  python main.py --config=configs/compare.py --workdir=/tmp/protocol \
+      --config.data_dir=/path/to/mnist --config.lr_search_trials=16 \
+      --config.seeds="(0,1,2,3,4,5,6,7,8,9)"
+
 Every other field is the seed recipe's (configs/default.py) and applies to
 every run: the schedule, batch size, epochs, clipping. The hyperparameters in
 `config.optimizer` (b1, momentum, ...; unset by default) apply to each listed

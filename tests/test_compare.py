@@ -8,6 +8,7 @@ test_experiment_figures.py.
 import csv
 import hashlib
 import json
+import math
 import os
 
 import numpy as np
@@ -347,11 +348,13 @@ def test_lr_search_picks_by_the_configured_metric(tmp_path, monkeypatch,
   config = tiny_compare_config(str(tmp_path), optimizers=('sgd',),
                                lr_search_factors=(0.3, 1.0, 3.0),
                                lr_search_epochs=1, lr_search_metric=metric)
-  chosen, rows = compare.search(config, str(tmp_path), ['sgd'])
+  chosen, chosen_hparams, rows = compare.search(config, str(tmp_path),
+                                                 ['sgd'])
   assert chosen == {'sgd': expected_rate}
-  assert [row[1] for row in rows if row[-2] == 'yes'] == [expected_rate]
+  assert chosen_hparams == {'sgd': {}}  # A grid varies the rate only.
+  assert [row[1] for row in rows if row[5] == 'yes'] == [expected_rate]
   # A choice at either end of the grid is flagged; one inside it is not.
-  status = {row[1]: row[-1] for row in rows}
+  status = {row[1]: row[6] for row in rows}
   assert status[expected_rate] == ('ok' if expected_rate == 0.1 else
                                    'ok, at the edge of the grid')
 
@@ -392,3 +395,99 @@ def test_search_metrics_are_the_schemas():
   """The ranking rules cover exactly the metrics the schema accepts."""
   assert tuple(compare.SEARCH_METRICS) == schema.SEARCH_METRICS
   assert compare.COMPARE_FIELDS == tuple(schema.COMPARISON)
+
+
+def test_quasi_random_search_gives_every_optimizer_the_same_budget(
+    tmp_path, monkeypatch):
+  """N trials each, over the rate and each one's own decays and decay.
+
+  The winner is the best validation score, and its hyperparameters, not
+  only its rate, are what the seed runs get.
+  """
+  seen = {}
+
+  def fake_run(config, workdir, name, rate, seed, _):
+    """A run whose validation accuracy peaks at one setting per optimizer."""
+    hparams = {k: v for k, v in config.optimizer.items()
+               if k not in ('name', 'learning_rate') and v is not None}
+    seen.setdefault(name, []).append((rate, hparams, workdir))
+    score = 0.9 - abs(math.log10(rate / registry.DEFAULT_LEARNING_RATES[
+        name])) / 10 - hparams.get('weight_decay', 0)
+    assert config.validation_examples == VALIDATION  # Never the test split.
+    return report.Result(name, rate, seed, workdir, [dict(
+        epoch=1, val_accuracy=score, val_loss=1 - score, train_loss=1.0)], 1)
+
+  monkeypatch.setattr(compare, 'train_run', fake_run)
+  names = ['adam', 'sgd', 'momentum', 'lion', 'adagrad']
+  config = tiny_compare_config(str(tmp_path), optimizers=tuple(names),
+                               lr_search_trials=6,
+                               lr_search_range=(0.1, 10.0))
+  compare.check_config(config)
+  chosen, chosen_hparams, rows = compare.search(config, str(tmp_path), names)
+  assert {name: len(runs) for name, runs in seen.items()} == dict.fromkeys(
+      names, 6)
+  varied = {name: set(runs[0][1]) for name, runs in seen.items()}
+  assert varied == {'adam': {'b1', 'b2'}, 'sgd': set(),
+                    'momentum': {'momentum'},
+                    'lion': {'b1', 'b2', 'weight_decay'}, 'adagrad': set()}
+  for name, runs in seen.items():
+    default = registry.DEFAULT_LEARNING_RATES[name]
+    rates = [rate for rate, _, _ in runs]
+    assert len(set(rates)) == 6
+    assert all(0.1 * default <= rate <= 10 * default for rate in rates)
+    assert all(0.5 <= h['b2'] < 1 for _, h, _ in runs if 'b2' in h)
+    assert len({folder for _, _, folder in runs}) == 6
+    best = max(runs, key=lambda run: 0.9 - abs(math.log10(
+        run[0] / default)) / 10 - run[1].get('weight_decay', 0))
+    assert (chosen[name], chosen_hparams[name]) == best[:2]
+  assert sum(row[5] == 'yes' for row in rows) == len(names)
+  # The winner's hyperparameters reach the seed runs' configs.
+  run = compare.run_config(config, 'lion', chosen['lion'], 1,
+                           searched=chosen_hparams['lion'])
+  for field, value in chosen_hparams['lion'].items():
+    assert run.optimizer[field] == value
+  # A config-fixed hyperparameter is not searched.
+  config.optimizer.b1 = 0.8
+  assert compare.searched_hyperparameters(config, 'adam') == ['b2']
+
+
+@pytest.mark.parametrize('value', [(1.0,), (10.0, 0.1), (0.1, 1.0, 10.0)])
+def test_bad_lr_search_range_is_named(tmp_path, value):
+  config = tiny_compare_config(str(tmp_path), lr_search_range=value)
+  with pytest.raises(errors.ConfigError, match='config.lr_search_range='):
+    compare.check_config(config)
+
+
+def test_seed_runs_get_the_searched_hyperparameters(tmp_path, monkeypatch):
+  """run(): the final runs use the winning trial's rate and hyperparameters."""
+  seen = []
+
+  def fake_run(config, workdir, name, rate, seed, _):
+    """Search runs score by b1 closeness to 0.9; every run is recorded."""
+    seen.append((workdir, config))
+    score = 1 - abs((config.optimizer.b1 or 0.9) - 0.9)
+    return report.Result(name, rate, seed, workdir, [dict(
+        epoch=e + 1, val_accuracy=score, val_loss=1 - score, train_loss=1.0,
+        test_accuracy=score, epoch_time_s=1.0)
+                                                     for e in range(2)], 2)
+
+  monkeypatch.setattr(compare, 'train_run', fake_run)
+  monkeypatch.setattr(compare.figures, 'write_figures', lambda *a: [])
+  monkeypatch.setattr(compare.report, 'identical_pairs', lambda r: [])
+  monkeypatch.setattr(compare.report, 'tensorboard_reader', lambda: None)
+  config = tiny_compare_config(str(tmp_path), optimizers=('nadam',),
+                               lr_search_trials=4, lr_search_epochs=2)
+  result = compare.run(config, str(tmp_path))
+  search = [c for w, c in seen if os.sep + 'lr_search' + os.sep in w]
+  final = [c for w, c in seen if os.sep + 'runs' + os.sep in w]
+  assert len(search) == 4 and len(final) == len(config.seeds)
+  best = max(search, key=lambda c: -abs(c.optimizer.b1 - 0.9))
+  for c in final:
+    assert c.optimizer.b1 == best.optimizer.b1
+    assert c.optimizer.b2 == best.optimizer.b2
+    assert c.optimizer.learning_rate == best.optimizer.learning_rate
+  assert result['learning_rates'] == {'nadam': best.optimizer.learning_rate}
+  saved = json.load(open(tmp_path / 'lr_search.json'))
+  assert saved == {'nadam': {'learning_rate': best.optimizer.learning_rate,
+                             'b1': best.optimizer.b1,
+                             'b2': best.optimizer.b2}}

@@ -8,8 +8,10 @@ data order come from its seed alone, so all optimizers start alike and see
 the same batches; a killed comparison rerun with the same command resumes.
 report.py makes the tables, figures.py the figures. Into the workdir go:
 
-  lr_search/<optimizer>/lr_<rate>/  the search runs (config.lr_search)
-  lr_search.md, .csv, .json         each grid point's result; chosen rates
+  lr_search/<optimizer>/lr_<rate>/  the search runs (config.lr_search): the
+  lr_search/<optimizer>/trial_<i>/  rate grid, or lr_search_trials quasi-
+                                    random trials of rate and hyperparameters
+  lr_search.md, .csv, .json         each setting's result; chosen settings
   runs/<optimizer>/seed_<seed>/     one run: metrics.jsonl, config.json,
                                     checkpoints, tensorboard
   loss.png, accuracy.png            train loss per step, test accuracy/epoch
@@ -19,6 +21,7 @@ report.py makes the tables, figures.py the figures. Into the workdir go:
   identical.txt                     optimizer pairs whose runs agree bitwise
 """
 
+import inspect
 import json
 import os
 import time
@@ -33,6 +36,7 @@ from adamjax.common import errors
 from adamjax.common import tables
 from adamjax.experiments import figures
 from adamjax.experiments import report
+from adamjax.experiments import statistics
 from adamjax.optim import registry
 from adamjax.trainer import checkpointing
 from adamjax.trainer import metrics_log
@@ -50,6 +54,15 @@ SEARCH_METRICS = {
 }
 # The config.optimizer fields that are not hyperparameters.
 _NOT_HPARAMS = ('name', 'learning_rate')
+# What a quasi-random trial varies besides the rate, where the optimizer has
+# it with a numeric default (so plain 'sgd' never gains momentum) and the
+# config leaves it unset: decays as 1 - value log-uniform, as AlgoPerf does.
+SEARCH_SPACE = {
+    'b1': statistics.SearchRange(0.5, 0.99, 'one_minus_log'),
+    'b2': statistics.SearchRange(0.9, 0.9999, 'one_minus_log'),
+    'momentum': statistics.SearchRange(0.5, 0.99, 'one_minus_log'),
+    'weight_decay': statistics.SearchRange(1e-5, 1e-1, 'log'),
+}
 DIVERGED_FILE = 'diverged.txt'
 RUNS_DIR, SEARCH_DIR = 'runs', 'lr_search'
 
@@ -93,16 +106,22 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     errors.ConfigError: naming the bad field or entry.
   """
   schema.validate(config)
-  # Every rate each optimizer will run at, so none fails mid-comparison.
+  low_high = tuple(config.lr_search_range)
+  if len(low_high) != 2 or not low_high[0] < low_high[1]:
+    raise errors.ConfigError(
+        f'config.lr_search_range={low_high!r} is invalid; accepted: two '
+        'factors, low < high, e.g. --config.lr_search_range="(0.1, 10.0)".')
+  # Every setting each optimizer will run at, so none fails mid-comparison.
   for name in config.optimizers:
-    rates = ([config.learning_rates[name]]
-             if config.learning_rates.get(name) is not None else
-             search_grid(config, name) if config.lr_search else
-             [registry.DEFAULT_LEARNING_RATES[name]])
-    for rate in rates:
+    settings = ([(config.learning_rates[name], {})]
+                if config.learning_rates.get(name) is not None else
+                search_settings(config, name) if config.lr_search else
+                [(registry.DEFAULT_LEARNING_RATES[name], {})])
+    for rate, searched in settings:
       try:
-        registry.create_optimizer(name, rate, config.grad_clip_norm,
-                                  **hyperparameters(config, name))
+        registry.create_optimizer(
+            name, rate, config.grad_clip_norm,
+            **{**hyperparameters(config, name), **searched})
       except errors.ConfigError as e:
         raise errors.ConfigError(
             f'config.optimizers entry {name!r} (learning rate {rate:g}): '
@@ -112,7 +131,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
 def run_config(config: ml_collections.ConfigDict, name: str,
                learning_rate: float, seed: int,
                validation_examples: Optional[int] = None,
-               num_epochs: Optional[int] = None) -> ml_collections.ConfigDict:
+               num_epochs: Optional[int] = None,
+               searched: Optional[dict[str, Any]] = None
+               ) -> ml_collections.ConfigDict:
   """The config of one run: the comparison's shared fields, one optimizer.
 
   Args:
@@ -123,6 +144,8 @@ def run_config(config: ml_collections.ConfigDict, name: str,
     validation_examples: hold out this many training examples (the search);
       None keeps config.validation_examples.
     num_epochs: None keeps config.num_epochs.
+    searched: hyperparameters a search trial (or its winner) sets, over
+      config.optimizer's.
 
   Returns:
     An ordinary 'classify' config, as the run's config.json holds it.
@@ -132,7 +155,7 @@ def run_config(config: ml_collections.ConfigDict, name: str,
     del run[field]
   run.task = 'classify'
   run.seed = seed
-  hparams = hyperparameters(config, name)
+  hparams = {**hyperparameters(config, name), **(searched or {})}
   for field in list(run.optimizer.keys()):
     if field not in _NOT_HPARAMS:
       run.optimizer[field] = hparams.get(field)
@@ -215,11 +238,49 @@ def search_grid(config: ml_collections.ConfigDict, name: str) -> list[float]:
           for factor in config.lr_search_factors]
 
 
+def searched_hyperparameters(config: ml_collections.ConfigDict,
+                             name: str) -> list[str]:
+  """The SEARCH_SPACE entries that optimizer `name`'s trials vary."""
+  params = inspect.signature(registry.OPTIMIZERS[name]).parameters
+  fixed = hyperparameters(config, name)
+  return [field for field in SEARCH_SPACE
+          if field in registry.hyperparameters(name) and field not in fixed
+          and checks.is_real(params[field].default)]
+
+
+def search_settings(config: ml_collections.ConfigDict, name: str
+                    ) -> list[tuple[float, dict[str, float]]]:
+  """The (learning rate, hyperparameters) settings the search tries.
+
+  Args:
+    config: the comparison config.
+    name: the registry optimizer.
+
+  Returns:
+    With config.lr_search_trials = 0, the grid's rates (search_grid) with no
+    hyperparameters; otherwise that many quasi-random trials (seeded by the
+    first seed) over the rate, log-uniform in config.lr_search_range times
+    the default rate, and searched_hyperparameters' SEARCH_SPACE ranges.
+  """
+  if not config.lr_search_trials:
+    return [(rate, {}) for rate in search_grid(config, name)]
+  default = registry.DEFAULT_LEARNING_RATES[name]
+  low, high = config.lr_search_range
+  space = {'learning_rate': statistics.SearchRange(default * low,
+                                                   default * high)}
+  space.update({field: SEARCH_SPACE[field]
+                for field in searched_hyperparameters(config, name)})
+  trials = statistics.quasi_random_trials(space, config.lr_search_trials,
+                                          seed=config.seeds[0])
+  return [(trial.pop('learning_rate'), trial) for trial in trials]
+
+
 def search(config: ml_collections.ConfigDict, workdir: str,
            names: Sequence[str]) -> tuple[dict[str, float], list[list[Any]]]:
-  """Picks each optimizer's rate on held-out validation examples.
+  """Picks each optimizer's setting on held-out validation examples.
 
-  Each rate of search_grid trains for config.lr_search_epochs with the last
+  Each setting of search_settings (the same number for every optimizer)
+  trains for config.lr_search_epochs with the last
   config.lr_search_validation_examples training examples held out (the test
   split is never evaluated). The best by config.lr_search_metric wins
   ('train_loss' is Kingma & Ba's rule); a diverged run never does.
@@ -230,40 +291,47 @@ def search(config: ml_collections.ConfigDict, workdir: str,
     names: the optimizers to search for.
 
   Returns:
-    ({name: chosen rate}, the table rows in report.SEARCH_HEADER's order).
+    ({name: chosen rate}, {name: chosen searched hyperparameters}, the table
+    rows in report.SEARCH_HEADER's order).
 
   Raises:
-    errors.DivergedError: if an optimizer diverged at every rate.
+    errors.DivergedError: if an optimizer diverged at every setting.
   """
-  chosen, rows = {}, []
+  chosen, chosen_hparams, rows = {}, {}, []
   seed = config.seeds[0]
   rank = SEARCH_METRICS[config.lr_search_metric]
   for name in names:
-    results = []
-    for rate in search_grid(config, name):
+    results, settings = [], search_settings(config, name)
+    for i, (rate, searched) in enumerate(settings):
       run = run_config(config, name, rate, seed,
                        validation_examples=config.lr_search_validation_examples,
-                       num_epochs=config.lr_search_epochs)
+                       num_epochs=config.lr_search_epochs, searched=searched)
       # Only the epoch metrics matter here: no per-step logging.
       run.log_every_steps = 0
+      folder = f'trial_{i:03d}' if searched else _rate_folder(rate)
       results.append(train_run(run, os.path.join(
-          workdir, SEARCH_DIR, name, _rate_folder(rate)), name, rate, seed,
+          workdir, SEARCH_DIR, name, folder), name, rate, seed,
                                config.report_only))
     scored = [r for r in results if r.complete]
+    hparams_text = [' '.join(f'{k}={v:g}' for k, v in sorted(h.items()))
+                    for _, h in settings]
     if not scored and config.report_only:
-      rows += [[name, r.learning_rate, '', '', '', '', 'not run']
-               for r in results]
+      rows += [[name, r.learning_rate, '', '', '', '', 'not run', text]
+               for r, text in zip(results, hparams_text)]
       continue
     if not scored:
       raise errors.DivergedError(
-          f'learning-rate search: {name} diverged at every rate '
-          f'({", ".join(f"{r.learning_rate:g}" for r in results)}); set '
-          f'--config.learning_rates.{name} or other lr_search_factors.')
+          f'learning-rate search: {name} diverged at every setting (rates '
+          f'{", ".join(f"{r.learning_rate:g}" for r in results)}); set '
+          f'--config.learning_rates.{name} or other lr_search_factors or '
+          'lr_search_range.')
     best = max(scored, key=lambda r: rank(r.rows[-1]))
     chosen[name] = best.learning_rate
-    edge = best.learning_rate in (results[0].learning_rate,
-                                  results[-1].learning_rate)
-    for r in results:
+    chosen_hparams[name] = settings[results.index(best)][1]
+    # A grid's best at either end may want a wider grid.
+    edge = not config.lr_search_trials and best.learning_rate in (
+        results[0].learning_rate, results[-1].learning_rate)
+    for r, text in zip(results, hparams_text):
       last = r.rows[-1] if r.complete else {}
       status = ('diverged' if r.diverged else 'ok' if r.complete else
                 'not finished')
@@ -272,8 +340,8 @@ def search(config: ml_collections.ConfigDict, workdir: str,
       numbers = [f'{last[k]:.4f}' if k in last else ''
                  for k in ('val_accuracy', 'val_loss', 'train_loss')]
       rows.append([name, r.learning_rate, *numbers,
-                   'yes' if r is best else '', status])
-  return chosen, rows
+                   'yes' if r is best else '', status, text])
+  return chosen, chosen_hparams, rows
 
 
 def learning_rates(config: ml_collections.ConfigDict,
@@ -317,28 +385,33 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   report.tensorboard_reader()
   os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
-  searched = {}
+  searched, chosen_hparams = {}, {}
   to_search = [n for n in config.optimizers
                if config.learning_rates.get(n) is None]
   if config.lr_search and to_search:
-    searched, search_rows = search(config, workdir, to_search)
+    searched, chosen_hparams, search_rows = search(config, workdir, to_search)
     tables.write_table(os.path.join(workdir, 'lr_search'),
                        report.SEARCH_HEADER, search_rows)
     with open(os.path.join(workdir, 'lr_search.json'), 'w') as f:
-      json.dump(searched, f, indent=2)
+      json.dump({name: {'learning_rate': rate, **chosen_hparams[name]}
+                 for name, rate in searched.items()}, f, indent=2)
   rates = learning_rates(config, searched)
+  hparams = {name: {**hyperparameters(config, name),
+                    **chosen_hparams.get(name, {})}
+             for name in config.optimizers}
   results, labels = {}, {}
   for name in config.optimizers:
-    labels[name] = label(name, rates[name], hyperparameters(config, name))
+    labels[name] = label(name, rates[name], hparams[name])
     results[name] = [
-        train_run(run_config(config, name, rates[name], seed),
+        train_run(run_config(config, name, rates[name], seed,
+                             searched=chosen_hparams.get(name)),
                   os.path.join(workdir, RUNS_DIR, name, f'seed_{seed}'),
                   name, rates[name], seed, config.report_only)
         for seed in config.seeds]
   target = config.target_accuracy
   summary = report.with_ranks(
-      [report.summary_row(name, rates[name], hyperparameters(config, name),
-                          results[name], target)
+      [report.summary_row(name, rates[name], hparams[name], results[name],
+                          target)
        for name in config.optimizers],
       {name: report.final_accuracy_interval(results[name])
        for name in config.optimizers})

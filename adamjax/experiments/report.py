@@ -24,7 +24,7 @@ RUNS_HEADER = ('optimizer', 'learning_rate', 'seed', 'final_test_accuracy',
                'best_test_accuracy', 'best_epoch', 'final_train_loss',
                'epoch_to_target', 'time_to_target_s', 'train_time_s', 'status')
 SEARCH_HEADER = ('optimizer', 'learning_rate', 'val_accuracy', 'val_loss',
-                 'train_loss', 'chosen', 'status')
+                 'train_loss', 'chosen', 'status', 'hyperparameters')
 
 
 @dataclasses.dataclass
