@@ -210,6 +210,8 @@ TRAINING: dict[str, Any] = {
 
 # What picks a searched rate, by the search run's last epoch.
 SEARCH_METRICS = ('val_accuracy', 'val_loss', 'train_loss')
+# A comparison's workloads (experiments/compare.py's WORKLOADS defines them).
+WORKLOADS = ('mnist_cnn', 'fashion_cnn', 'mnist_mlp', 'mnist_logreg')
 
 COMPARISON: dict[str, Any] = {
     'optimizers': Field(tuple(registry.OPTIMIZERS), 'compare: the registry '
@@ -254,6 +256,16 @@ COMPARISON: dict[str, Any] = {
     'report_only': Field(False, 'compare: train nothing; write figures and '
                          'tables from the runs already in the workdir',
                          checks.boolean),
+    'workloads': Field((), 'compare: run the comparison on each of '
+                       + ', '.join(WORKLOADS) + ' into workdir/<workload> '
+                       'and draw performance profiles across them; (): the '
+                       "config's own model and dataset", _or_empty(
+                           lambda name, value: checks.sequence(
+                               name, value, _choice(WORKLOADS),
+                               example='"(\'mnist_cnn\', \'mnist_mlp\')"'))),
+    'fashion_mnist_dir': Field(None, "compare: the fashion_cnn workload's "
+                               'IDX folder (data_dir is MNIST\'s); None '
+                               'downloads through TFDS', kind=str),
 }
 
 _TOLERANCE = Field(1e-6, 'a path stops at its first step with loss below '

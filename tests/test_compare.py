@@ -491,3 +491,66 @@ def test_seed_runs_get_the_searched_hyperparameters(tmp_path, monkeypatch):
   assert saved == {'nadam': {'learning_rate': best.optimizer.learning_rate,
                              'b1': best.optimizer.b1,
                              'b2': best.optimizer.b2}}
+
+
+def test_workloads_are_the_schemas_and_set_their_recipe(tmp_path):
+  assert tuple(compare.WORKLOADS) == schema.WORKLOADS
+  config = tiny_compare_config(str(tmp_path), workloads=schema.WORKLOADS,
+                               fashion_mnist_dir='/data/fashion')
+  mlp = compare.workload_config(config, 'mnist_mlp')
+  assert (mlp.model, mlp.dropout_rate, mlp.target_accuracy, mlp.workloads,
+          mlp.data_dir) == ('mlp', 0.5, 0.98, (), str(tmp_path))
+  fashion = compare.workload_config(config, 'fashion_cnn')
+  assert (fashion.dataset, fashion.data_dir, fashion.model) == (
+      'fashion_mnist', '/data/fashion', 'cnn')
+  assert config.model == 'cnn' and config.workloads  # The original is kept.
+  with pytest.raises(errors.ConfigError, match="workloads.*'mnist_mpl'"):
+    compare.check_config(tiny_compare_config(str(tmp_path),
+                                             workloads=('mnist_mpl',)))
+
+
+def test_epochs_to_target_is_the_median_over_seeds():
+  col = report.RUNS_HEADER.index('epoch_to_target')
+  def row(name, epoch):
+    r = [''] * len(report.RUNS_HEADER)
+    r[0], r[col] = name, epoch
+    return r
+  runs = [row('adam', 2), row('adam', 3), row('adam', 4),
+          row('sgd', 5), row('sgd', ''), row('sgd', '')]
+  assert compare.epochs_to_target(runs) == {'adam': 3.0, 'sgd': math.inf}
+
+
+def test_workloads_give_performance_profiles(tmp_path, monkeypatch):
+  """Each workload is a comparison in its folder; profiles across them."""
+  epochs = {'mnist_cnn': {'adam': 2, 'sgd': 4},
+            'mnist_logreg': {'adam': 3, 'sgd': ''}}
+  calls = []
+
+  def fake_run(config, workdir):
+    """run() of one workload: its runs.csv rows, one seed each."""
+    name = os.path.basename(workdir)
+    calls.append((name, config.model, config.target_accuracy))
+    col = report.RUNS_HEADER.index('epoch_to_target')
+    rows = []
+    for optimizer, epoch in epochs[name].items():
+      r = [''] * len(report.RUNS_HEADER)
+      r[0], r[col] = optimizer, epoch
+      rows.append(r)
+    return {'runs': rows}
+
+  monkeypatch.setattr(compare, 'run', fake_run)
+  config = tiny_compare_config(str(tmp_path), optimizers=('adam', 'sgd'),
+                               workloads=('mnist_cnn', 'mnist_logreg'))
+  out = compare.run_workloads(config, str(tmp_path / 'study'))
+  assert calls == [('mnist_cnn', 'cnn', 0.99),
+                   ('mnist_logreg', 'logreg', 0.92)]
+  taus = list(compare.PROFILE_TAUS)
+  # adam fastest on both; sgd 2x slower on one, never on the other.
+  assert out['profiles']['adam'][taus.index(1.0)] == 1.0
+  assert out['profiles']['sgd'][taus.index(1.0)] == 0.0
+  assert out['profiles']['sgd'][taus.index(2.0)] == 0.5
+  table = (tmp_path / 'study' / 'profile.md').read_text().splitlines()
+  assert table[2].startswith('| adam | 2 | 3 | 1.00 | 1.00 |')
+  assert table[3].startswith('| sgd | 4 | inf | 0.00 | 0.50 |')
+  png = (tmp_path / 'study' / 'performance_profile.png').read_bytes()
+  assert png.startswith(b'\x89PNG') and len(png) > 5_000

@@ -25,10 +25,11 @@ import inspect
 import json
 import os
 import time
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 from absl import logging
 import ml_collections
+import numpy as np
 
 from adamjax import schema
 from adamjax.common import checks
@@ -63,6 +64,35 @@ SEARCH_SPACE = {
     'momentum': statistics.SearchRange(0.5, 0.99, 'one_minus_log'),
     'weight_decay': statistics.SearchRange(1e-5, 1e-1, 'log'),
 }
+
+
+class Workload(NamedTuple):
+  """A task of a multi-workload comparison (config.workloads).
+
+  Attributes:
+    overrides: config fields this workload sets, the same for every
+      optimizer (a recipe from configs/: model, batch size, ...).
+    target: the test accuracy whose epoch of first reaching it the
+      performance profiles compare.
+  """
+  overrides: dict[str, Any]
+  target: float
+
+
+WORKLOADS = {
+    # The seed recipe.
+    'mnist_cnn': Workload({}, 0.99),
+    'fashion_cnn': Workload({'dataset': 'fashion_mnist'}, 0.90),
+    # The paper's models (configs/kingma_ba_mlp.py, kingma_ba_logreg.py).
+    'mnist_mlp': Workload({'model': 'mlp', 'dropout_rate': 0.5,
+                           'batch_size': 128, 'grad_chunks': 1,
+                           'steps_per_dispatch': 6}, 0.98),
+    'mnist_logreg': Workload({'model': 'logreg', 'l2': 1e-4,
+                              'batch_size': 128, 'grad_chunks': 1,
+                              'steps_per_dispatch': 13}, 0.92),
+}
+# Ratios to the fastest optimizer at which the profiles are drawn.
+PROFILE_TAUS = tuple(float(t) for t in np.linspace(1.0, 4.0, 61))
 DIVERGED_FILE = 'diverged.txt'
 RUNS_DIR, SEARCH_DIR = 'runs', 'lr_search'
 
@@ -381,6 +411,8 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     errors.MissingPackageError: before any training, without TensorBoard.
   """
   check_config(config)
+  if config.workloads:
+    return run_workloads(config, workdir)
   # The loss figure reads TensorBoard's events: fail now, not after training.
   report.tensorboard_reader()
   os.makedirs(workdir, exist_ok=True)
@@ -437,3 +469,88 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         flush=True)
   return {'learning_rates': rates, 'summary': summary, 'runs': runs,
           'identical': identical}
+
+
+def workload_config(config: ml_collections.ConfigDict,
+                    name: str) -> ml_collections.ConfigDict:
+  """The single-workload comparison config of workload `name`.
+
+  Args:
+    config: the multi-workload comparison config.
+    name: a key of WORKLOADS.
+
+  Returns:
+    config with the workload's overrides and target, no workloads, and for
+    fashion_cnn data_dir = fashion_mnist_dir.
+  """
+  workload = WORKLOADS[name]
+  one = ml_collections.ConfigDict(config.to_dict())
+  one.update(workload.overrides)
+  one.target_accuracy = workload.target
+  one.workloads = ()
+  if one.dataset == 'fashion_mnist':
+    one.data_dir = config.fashion_mnist_dir
+  return one
+
+
+def epochs_to_target(runs: Sequence[Sequence[Any]]) -> dict[str, float]:
+  """Each optimizer's median epoch of first reaching the target.
+
+  Args:
+    runs: runs.csv rows (report.RUNS_HEADER), one per optimizer and seed.
+
+  Returns:
+    {optimizer: the median over its seeds; math.inf for a seed that never
+    reached the target (so inf when half or more never did)}.
+  """
+  column = report.RUNS_HEADER.index('epoch_to_target')
+  epochs: dict[str, list[float]] = {}
+  for row in runs:
+    epochs.setdefault(row[0], []).append(
+        float(row[column]) if row[column] != '' else float('inf'))
+  return {name: float(np.median(values)) for name, values in epochs.items()}
+
+
+def run_workloads(config: ml_collections.ConfigDict,
+                  workdir: str) -> dict[str, Any]:
+  """Runs the comparison on each of config.workloads; profiles across them.
+
+  Each workload is an ordinary comparison (search, seeds, tables, figures)
+  in workdir/<workload>, resumable as one. Across them, each optimizer's
+  median epoch to the workload's target gives AlgoPerf's performance
+  profiles (profile.md, performance_profile.png).
+
+  Args:
+    config: the comparison config with config.workloads set.
+    workdir: the study's folder.
+
+  Returns:
+    {workload: run()'s result, ..., 'profiles': {optimizer: fractions at
+    PROFILE_TAUS}, 'epochs_to_target': {workload: {optimizer: epochs}}}.
+  """
+  # Every workload's settings checked before any of them trains.
+  for name in config.workloads:
+    check_config(workload_config(config, name))
+  os.makedirs(workdir, exist_ok=True)
+  out, epochs = {}, {}
+  for name in config.workloads:
+    logging.info('workload %s', name)
+    out[name] = run(workload_config(config, name),
+                    os.path.join(workdir, name))
+    epochs[name] = epochs_to_target(out[name]['runs'])
+  profiles = statistics.performance_profiles(epochs, PROFILE_TAUS)
+  header = ('optimizer', *config.workloads, 'fastest_on', 'within_2x_on')
+  at = {tau: PROFILE_TAUS.index(tau) for tau in (1.0, 2.0)}
+  rows = [[o, *(f'{epochs[w][o]:g}' for w in config.workloads),
+           f'{profiles[o][at[1.0]]:.2f}', f'{profiles[o][at[2.0]]:.2f}']
+          for o in sorted(profiles, key=lambda o: -profiles[o].sum())]
+  tables.write_table(os.path.join(workdir, 'profile'), header, rows)
+  path = os.path.join(workdir, 'performance_profile.png')
+  figures.save_profile_figure(profiles, PROFILE_TAUS, config.dpi, path)
+  print(f'Workloads {", ".join(config.workloads)}: median epochs to each '
+        f'target and the share of workloads where each optimizer was '
+        f'fastest or within 2x; wrote profile.md, {path}', flush=True)
+  print(tables.markdown_table(header, rows), flush=True)
+  out['profiles'] = profiles
+  out['epochs_to_target'] = epochs
+  return out

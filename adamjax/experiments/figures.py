@@ -8,6 +8,10 @@ Each curve is one optimizer's mean over its seeds with the min-max band:
 and one dot per optimizer, ranked, with its 95% bootstrap interval:
 
   ranking.png    final test accuracy (%), best on top, the rank beside it
+
+and, across workloads, AlgoPerf's performance profiles:
+
+  performance_profile.png   share of workloads within tau of the fastest
 """
 
 import math
@@ -161,6 +165,31 @@ def ranking_figure(entries: Sequence[tuple[str, statistics.Interval, int]],
   ax.grid(True, axis='x', alpha=0.3)
   ax.margins(x=0.15)
   return fig
+
+
+def save_profile_figure(profiles: dict[str, np.ndarray],
+                        taus: Sequence[float], dpi: int, path: str) -> None:
+  """Draws performance profiles (statistics.performance_profiles) to `path`.
+
+  Args:
+    profiles: {optimizer: fraction of workloads at each tau}.
+    taus: the ratios to the fastest optimizer, from 1.
+    dpi: the resolution.
+    path: the PNG file to write.
+  """
+  fig, ax = _new_axes(dpi)
+  ranked = sorted(profiles, key=lambda o: -profiles[o].sum())
+  for i, name in enumerate(ranked):
+    ax.step(taus, 100 * profiles[name], where='post', label=name,
+            **plotting.style(i))
+  ax.set_xlabel('tau: epochs to target over the fastest optimizer\'s')
+  ax.set_ylabel('workloads within tau (%)')
+  ax.set_ylim(-3, 103)
+  ax.set_title('Performance profiles (AlgoPerf): higher and further left is '
+               'better')
+  ax.grid(True, alpha=0.3)
+  fig.legend(fontsize='small', loc='outside right center')
+  plotting.save_png(fig, path)
 
 
 def write_figures(workdir: str, labels: dict[str, str],
