@@ -115,3 +115,47 @@ def test_optional_wraps_any_check():
   assert check('flag', None) is None
   with pytest.raises(errors.ConfigError):
     check('flag', 'yes')
+
+
+def test_optional_packages_names_the_file_to_install():
+  """A missing listed package is one line; anything else keeps its error."""
+  from adamjax.common import errors  # pylint: disable=g-import-not-at-top
+  with pytest.raises(errors.MissingPackageError,
+                     match=r"^the figures need: pip install -r "
+                           r"requirements-web.txt \(no module named "
+                           r"'no_such_pkg'\)\.$"):
+    with errors.optional_packages(('no_such_pkg',), 'the figures need',
+                                  'requirements-web.txt'):
+      import no_such_pkg.sub  # pylint: disable=g-import-not-at-top,unused-import
+  with pytest.raises(ModuleNotFoundError) as info:
+    with errors.optional_packages(('other',), 'x', 'requirements-web.txt'):
+      import no_such_pkg  # pylint: disable=g-import-not-at-top,unused-import
+  assert not isinstance(info.value, errors.MissingPackageError)
+
+
+@pytest.mark.parametrize('module, package', [
+    ('adamjax.playground.figures', 'matplotlib'),
+    ('adamjax.playground.figures', 'PIL'),
+    ('adamjax.playground.web', 'contourpy'),
+    ('adamjax.experiments.figures', 'matplotlib'),
+    ('adamjax.experiments.vae_grid', 'matplotlib'),
+])
+def test_optional_features_without_their_packages_are_one_line(
+    monkeypatch, module, package):
+  import importlib  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  from adamjax.common import errors  # pylint: disable=g-import-not-at-top
+  for name in [package] + [n for n in sys.modules
+                           if n.startswith(package + '.')]:
+    monkeypatch.setitem(sys.modules, name, None)  # As if not installed.
+  for name in [n for n in sys.modules
+               if n == module or n == 'adamjax.common.plotting']:
+    monkeypatch.delitem(sys.modules, name)
+  parent, _, child = module.rpartition('.')
+  monkeypatch.delattr(importlib.import_module(parent), child, raising=False)
+  monkeypatch.delattr(importlib.import_module('adamjax.common'), 'plotting',
+                      raising=False)
+  with pytest.raises(errors.MissingPackageError,
+                     match=rf"pip install -r requirements-\w+\.txt \(no "
+                           rf"module named '{package}'\)"):
+    importlib.import_module(module)

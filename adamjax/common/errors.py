@@ -5,6 +5,9 @@ status 1; any other exception is a bug and keeps its traceback. Each class
 also derives from the built-in type callers would catch (ValueError, ...).
 """
 
+import contextlib
+from typing import Iterator
+
 
 class UserError(Exception):
   """Bad input from the user; the message names the field, value and fix."""
@@ -24,6 +27,33 @@ class MissingFileError(UserError, FileNotFoundError):
 
 class MissingPackageError(UserError, ImportError):
   """An optional package a task needs is not installed; says what to install."""
+
+
+@contextlib.contextmanager
+def optional_packages(packages: tuple[str, ...], what: str,
+                      requirements: str) -> Iterator[None]:
+  """Turns a missing one of `packages`, imported inside, into one line.
+
+  Args:
+    packages: top-level package names that are optional extras.
+    what: who needs them, with the verb, e.g. "the playground's web page
+      needs".
+    requirements: the requirements file that installs them.
+
+  Raises:
+    MissingPackageError: "WHAT: pip install -r REQUIREMENTS (no module named
+      'x')." A module missing inside those packages (a broken install) or any
+      other import error keeps its traceback.
+  """
+  try:
+    yield
+  except ModuleNotFoundError as e:
+    missing = (e.name or '').split('.')[0]
+    if missing not in packages:
+      raise
+    raise MissingPackageError(
+        f'{what}: pip install -r {requirements} (no module named '
+        f'{missing!r}).') from e
 
 
 class OfflineError(UserError, ConnectionError):

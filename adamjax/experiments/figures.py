@@ -21,19 +21,13 @@ from typing import Sequence
 import numpy as np
 
 from adamjax.common import errors
-try:
+with errors.optional_packages(('matplotlib',), "the experiments' figures need",
+                              'requirements-dev.txt'):
   # pylint: disable=g-import-not-at-top
   from matplotlib import ticker
   from matplotlib.figure import Figure
   from adamjax.common import plotting
   # pylint: enable=g-import-not-at-top
-except ModuleNotFoundError as e:
-  missing = (e.name or '').split('.')[0]
-  if missing != 'matplotlib':
-    raise  # Something missing inside matplotlib: a broken install, a bug.
-  raise errors.MissingPackageError(
-      "the experiments' figures need matplotlib: pip install -r "
-      f'requirements-dev.txt (no module named {missing!r}).') from e
 from adamjax.experiments import report
 from adamjax.experiments import statistics
 

@@ -77,15 +77,10 @@ def tensorboard_reader() -> Any:
   Imported here: TensorBoard is slow to import, the tables don't need it, and
   training alone (requirements.txt) does not install it.
   """
-  try:
+  with errors.optional_packages(('tensorboard',),
+                                "the comparison's per-step loss curves need",
+                                'requirements-dev.txt'):
     from tensorboard.backend.event_processing import event_accumulator  # pylint: disable=g-import-not-at-top
-  except ModuleNotFoundError as e:
-    missing = (e.name or '').split('.')[0]
-    if missing != 'tensorboard':
-      raise  # Something missing inside TensorBoard: a broken install.
-    raise errors.MissingPackageError(
-        "the comparison's per-step loss curves need tensorboard: pip install "
-        f'-r requirements-dev.txt (no module named {missing!r}).') from e
   return event_accumulator
 
 

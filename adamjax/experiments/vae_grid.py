@@ -33,15 +33,9 @@ import optax
 import adam_optax
 from adamjax import schema
 from adamjax.common import errors
-try:
+with errors.optional_packages(('matplotlib',), "the VAE grid's figures need",
+                              'requirements-dev.txt'):
   from adamjax.common import plotting  # pylint: disable=g-import-not-at-top
-except ModuleNotFoundError as e:
-  missing = (e.name or '').split('.')[0]
-  if missing != 'matplotlib':
-    raise  # Something missing inside matplotlib: a broken install, a bug.
-  raise errors.MissingPackageError(
-      "the VAE grid's figures need matplotlib: pip install -r "
-      f'requirements-dev.txt (no module named {missing!r}).') from e
 from adamjax.common import tables
 from adamjax.data import input_pipeline
 from adamjax.data import order

@@ -10,11 +10,17 @@ does, minus its log line.
 import math
 from typing import Any, Sequence
 
-from matplotlib.figure import Figure
 import numpy as np
-from PIL import Image
 
-from adamjax.common import plotting
+from adamjax.common import errors
+with errors.optional_packages(('matplotlib', 'PIL'),
+                              "the playground's figures need",
+                              'requirements-web.txt'):
+  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure
+  from PIL import Image
+  from adamjax.common import plotting
+  # pylint: enable=g-import-not-at-top
 from adamjax.playground import problems
 from adamjax.playground.runs import Run
 

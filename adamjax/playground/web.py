@@ -28,7 +28,6 @@ import socket
 import time
 from typing import Any, Optional
 
-import contourpy
 import ml_collections
 import numpy as np
 
@@ -37,9 +36,11 @@ from adamjax.common import errors
 
 # The web page's own packages (requirements-web.txt): without them the
 # playground still runs from the command line (config.task=playground).
-WEB_PACKAGES = ('plotly', 'starlette', 'uvicorn')
-try:
+WEB_PACKAGES = ('contourpy', 'plotly', 'starlette', 'uvicorn')
+with errors.optional_packages(WEB_PACKAGES, "the playground's web page needs",
+                              'requirements-web.txt'):
   # pylint: disable=g-import-not-at-top
+  import contourpy
   import plotly
   from starlette.applications import Starlette
   from starlette.concurrency import run_in_threadpool
@@ -49,13 +50,6 @@ try:
   from starlette.routing import Route
   import uvicorn
   # pylint: enable=g-import-not-at-top
-except ModuleNotFoundError as e:
-  missing = (e.name or '').split('.')[0]
-  if missing not in WEB_PACKAGES:
-    raise  # Another module missing inside them: a broken install, a bug.
-  raise errors.MissingPackageError(
-      "the playground's web page needs: pip install -r requirements-web.txt "
-      f'(no module named {missing!r}).') from e
 from adamjax.optim import registry
 from adamjax.playground import problems
 from adamjax.playground import runs as runs_lib
