@@ -174,8 +174,6 @@ def test_cautious_adamw_follows_the_paper(weight_decay):
 
 def test_cautious_drops_disagreeing_components_and_keeps_the_state():
   """One leaf [+, -, +, +] against gradient [+, +, +, -]: two agree."""
-  class Fixed(optax.GradientTransformation):
-    pass
   inner = optax.GradientTransformation(
       lambda params: optax.EmptyState(),
       lambda updates, state, params=None: (
@@ -185,7 +183,6 @@ def test_cautious_drops_disagreeing_components_and_keeps_the_state():
   updates, state = tx.update(grads, tx.init(grads))
   np.testing.assert_allclose(updates, np.array([1.0, 0.0, 3.0, 0.0]) * 4 / 3)
   assert state == optax.EmptyState()
-  del Fixed
 
 
 @pytest.mark.parametrize('build, message', [
