@@ -165,7 +165,8 @@ def quasi_random_trials(space: Mapping[str, SearchRange], count: int,
         # and is what keeps 4 significant digits (0.99987, not 0.9999).
         rest = float(np.exp(np.log(1 - r.low) + u * np.log(
             (1 - r.high) / (1 - r.low))))
-        trial[name] = float(1 - float(f'{rest:.4g}'))
+        # Printed as 0.98196, not 0.9819599999999999.
+        trial[name] = float(f'{1 - float(f"{rest:.4g}"):.12g}')
         continue
       trial[name] = float(f'{value:.4g}')
     trials.append(trial)
