@@ -82,8 +82,10 @@ def test_quasi_random_trials_cover_the_space_and_repeat():
   assert trials == statistics.quasi_random_trials(SPACE, 64, seed=0)
   assert trials[:16] == statistics.quasi_random_trials(SPACE, 16, seed=0)
   assert trials != statistics.quasi_random_trials(SPACE, 64, seed=1)
-  # Values print as written: 1 - b2 to 4 significant digits, no float noise.
-  assert all(len(repr(t['b2'])) <= 12 for t in trials), trials
+  # Values print as drawn: 1 - value to 4 significant digits, no float noise.
+  decays = statistics.quasi_random_trials(
+      {'b1': statistics.SearchRange(0.5, 0.99, 'one_minus_log')}, 16)
+  assert all(len(repr(t['b1'])) <= 7 for t in decays), decays
   for name, r in SPACE.items():
     values = np.array([t[name] for t in trials])
     assert values.min() >= r.low and values.max() <= r.high, name
