@@ -31,12 +31,35 @@ def test_accuracy_figure_draws_the_seed_mean_band_and_target():
   lines = _lines(fig)
   x, y = lines['adam (mean, min-max of 2 seeds)']
   np.testing.assert_array_equal(x, [1, 2])
-  np.testing.assert_allclose(y, [0.91, 0.96])
-  np.testing.assert_allclose(lines['sgd'][1], [0.8, 0.85])
-  assert lines['target 0.96'][1][0] == 0.96
+  # Accuracies in percent.
+  np.testing.assert_allclose(y, [91.0, 96.0])
+  np.testing.assert_allclose(lines['sgd'][1], [80.0, 85.0])
+  assert lines['target 96%'][1][0] == 96.0
+  assert fig.axes[0].get_ylabel() == 'test accuracy (%)'
   assert len(fig.axes[0].collections) == 1  # One band: adam's two seeds.
   assert not [l for l in lines if l.startswith('empty')]
   assert tuple(fig.get_size_inches()) == figures.FIGSIZE
+  # A loss stays as it is.
+  loss = figures.accuracy_figure([('adam', [[0.5, 0.4]])], 0.1, 40,
+                                 metric='train loss')
+  np.testing.assert_allclose(_lines(loss)['adam'][1], [0.5, 0.4])
+
+
+def test_every_registry_optimizer_has_its_family_style():
+  """A family colour per optimizer, members told apart by line or marker."""
+  from adamjax.optim import registry  # pylint: disable=g-import-not-at-top
+  members = [n for names in figures.FAMILIES.values() for n in names]
+  assert sorted(members) == sorted(registry.OPTIMIZERS)
+  looks = {n: figures.optimizer_style(n) for n in members}
+  assert len({(s['color'], s['linestyle'], s['marker'])
+              for s in looks.values()}) == len(members)
+  for names in figures.FAMILIES.values():
+    assert len({looks[n]['color'] for n in names}) == 1
+    # ranking.png shows markers only: the first five members differ there.
+    assert len({looks[n]['marker'] for n in names[:5]}) == len(names[:5])
+  assert looks['adam']['color'] != looks['sgd']['color']
+  # The same in every figure: by name, not by position.
+  assert figures.optimizer_style('sgd', 7) == figures.optimizer_style('sgd')
 
 
 def test_loss_figure_draws_the_smoothed_seed_mean_over_the_raw_one():

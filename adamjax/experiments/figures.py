@@ -16,7 +16,7 @@ and, across workloads, AlgoPerf's performance profiles:
 
 import math
 import os
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -24,6 +24,7 @@ from adamjax.common import errors
 with errors.optional_packages(('matplotlib',), "the experiments' figures need",
                               'requirements-dev.txt'):
   # pylint: disable=g-import-not-at-top
+  from matplotlib import colormaps
   from matplotlib import ticker
   from matplotlib.figure import Figure
   from adamjax.common import plotting
@@ -32,6 +33,43 @@ from adamjax.experiments import report
 from adamjax.experiments import statistics
 
 FIGSIZE = (9.0, 4.5)  # Inches; the legend sits right of the axes.
+
+# One colour per optimizer family and a line style and marker per member, the
+# same in every figure, so that twenty curves stay apart and adam is adam
+# everywhere.
+FAMILIES = {
+    'adam': ('adam', 'adamw', 'nadam', 'nadamw', 'amsgrad', 'adamax',
+             'adamaxw', 'optax_adam', 'adam8bit', 'adamw8bit'),
+    'modern adam': ('adopt', 'ademamix', 'radam', 'cautious_adam',
+                    'cautious_adamw'),
+    'sgd': ('sgd', 'momentum', 'nesterov'),
+    'adaptive': ('rmsprop', 'adagrad', 'adadelta', 'adabelief'),
+    'sign': ('lion',),
+}
+_LINESTYLES = ('-', '--', ':', '-.', (0, (5, 1, 1, 1)))
+_MARKERS = ('o', 's', '^', 'D', 'v')
+
+
+def optimizer_style(name: str, index: int = 0) -> dict[str, Any]:
+  """The colour, line style and marker of optimizer `name` in every figure.
+
+  Args:
+    name: a registry optimizer; a name in no family (a label of one's own)
+      gets plotting.style(index).
+    index: its position in the figure, for such names.
+
+  Returns:
+    {'color', 'linestyle', 'marker'} for Axes.plot.
+  """
+  for family_index, members in enumerate(FAMILIES.values()):
+    if name in members:
+      i = members.index(name)
+      # Both cycle, shifted for the second five, so that each member has
+      # its own marker (ranking.png) and its own line and marker (curves).
+      return {'color': colormaps['tab10'](family_index),
+              'linestyle': _LINESTYLES[i % len(_LINESTYLES)],
+              'marker': _MARKERS[(i + i // len(_MARKERS)) % len(_MARKERS)]}
+  return {**plotting.style(index), 'marker': 'o'}
 
 
 def _new_axes(dpi: int):
@@ -48,7 +86,8 @@ def _spread(label_text: str, seeds: int) -> str:
 
 def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
                                        Sequence[np.ndarray]]],
-                smoothing: float, dpi: int) -> Figure:
+                smoothing: float, dpi: int,
+                styles: Optional[Sequence[dict[str, Any]]] = None) -> Figure:
   """Training loss versus step, log y: raw mean faint, smoothed mean, band.
 
   Args:
@@ -56,6 +95,7 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
       cut to their shortest common length.
     smoothing: the EMA weight (report.smooth).
     dpi: the resolution.
+    styles: each curve's optimizer_style; None numbers them.
   """
   fig, ax = _new_axes(dpi)
   low, high = math.inf, 0.0
@@ -65,7 +105,8 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
     length = min(len(l) for l in losses)
     if not length:
       continue
-    style = plotting.style(i)
+    style = dict(styles[i] if styles else optimizer_style('', i))
+    style.pop('marker')  # Thousands of steps: lines only.
     raw = np.array([l[:length] for l in losses])
     smoothed = np.array([report.smooth(c, smoothing) for c in raw])
     x = steps[0][:length]
@@ -83,7 +124,8 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
     ax.set_ylim(low / 3, high * 1.5)
   ax.set_xlabel('step')
   ax.set_ylabel('training loss')
-  ax.set_title(f'Training loss (smoothed, EMA weight {smoothing:g}; raw mean '
+  # Over the whole figure: a long legend leaves the axes too narrow for it.
+  fig.suptitle(f'Training loss (smoothed, EMA weight {smoothing:g}; raw mean '
                'over seeds faint)')
   ax.grid(True, which='major', alpha=0.3)
   fig.legend(fontsize='small', loc='outside right center')
@@ -92,7 +134,9 @@ def loss_figure(series: Sequence[tuple[str, Sequence[np.ndarray],
 
 def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
                     target: float, dpi: int,
-                    metric: str = 'test accuracy') -> Figure:
+                    metric: str = 'test accuracy',
+                    styles: Optional[Sequence[dict[str, Any]]] = None
+                    ) -> Figure:
   """Accuracy after each epoch: the mean over seeds and its min-max band.
 
   Args:
@@ -100,27 +144,28 @@ def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
       are cut to their shortest common length.
     target: drawn as a dashed horizontal line.
     dpi: the resolution.
-    metric: the y axis's name.
+    metric: the y axis's name; an accuracy is drawn in percent.
+    styles: each curve's optimizer_style; None numbers them.
   """
+  scale = 100 if 'accuracy' in metric else 1
   fig, ax = _new_axes(dpi)
   for i, (text, curves) in enumerate(series):
     epochs = min(len(c) for c in curves)
     if not epochs:
       continue
-    style = plotting.style(i)
-    values = np.array([c[:epochs] for c in curves])
+    style = styles[i] if styles else optimizer_style('', i)
+    values = scale * np.array([c[:epochs] for c in curves])
     x = np.arange(1, epochs + 1)
-    ax.plot(x, values.mean(0), marker='o', label=_spread(text, len(curves)),
-            **style)
+    ax.plot(x, values.mean(0), label=_spread(text, len(curves)), **style)
     if len(curves) > 1:
       ax.fill_between(x, values.min(0), values.max(0), color=style['color'],
                       alpha=0.15)
-  ax.axhline(target, color='grey', linewidth=0.8, linestyle='--',
-             label=f'target {target:g}')
+  ax.axhline(scale * target, color='grey', linewidth=0.8, linestyle='--',
+             label=f'target {scale * target:g}{"%" if scale == 100 else ""}')
   ax.set_xlabel('epoch')
   ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-  ax.set_ylabel(metric)
-  ax.set_title(f'{metric[0].upper()}{metric[1:]} after each epoch (mean over '
+  ax.set_ylabel(f'{metric} (%)' if scale == 100 else metric)
+  fig.suptitle(f'{metric[0].upper()}{metric[1:]} after each epoch (mean over '
                'seeds)')
   ax.grid(True, which='major', alpha=0.3)
   fig.legend(fontsize='small', loc='outside right center')
@@ -128,30 +173,34 @@ def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
 
 
 def ranking_figure(entries: Sequence[tuple[str, statistics.Interval, int]],
-                   dpi: int) -> Figure:
+                   dpi: int,
+                   styles: Optional[Sequence[dict[str, Any]]] = None
+                   ) -> Figure:
   """Final test accuracy per optimizer: mean and 95% interval, ranked.
 
   Args:
     entries: (label, interval of the final test accuracy, rank) per
       optimizer, in any order; drawn by mean, best on top.
     dpi: the resolution.
+    styles: each entry's optimizer_style (its colour and marker); None: one
+      colour.
   """
-  ordered = sorted(entries, key=lambda e: e[1].mean)
+  styles = styles or [optimizer_style('', 0)] * len(entries)
+  ordered = sorted(zip(entries, styles), key=lambda e: e[0][1].mean)
   fig = plotting.new_figure((FIGSIZE[0], 1.0 + 0.35 * len(ordered)), dpi)
   ax = fig.add_subplot()
-  for y, (text, interval, rank) in enumerate(ordered):
-    style = plotting.style(0)
+  for y, ((text, interval, rank), style) in enumerate(ordered):
     ax.errorbar([100 * interval.mean], [y], xerr=[[100 * (interval.mean -
                                                         interval.low)],
                                                   [100 * (interval.high -
                                                           interval.mean)]],
-                fmt='o', color=style['color'], capsize=3)
+                fmt=style['marker'], color=style['color'], capsize=3)
     ax.annotate(f'rank {rank}', (100 * interval.high, y),
                 xytext=(6, 0), textcoords='offset points', va='center',
                 fontsize='small')
   ax.set_yticks(range(len(ordered)),
                 [f'{text} ({interval.count} seeds)'
-                 for text, interval, _ in ordered], fontsize='small')
+                 for (text, interval, _), _ in ordered], fontsize='small')
   ax.set_xlabel('final test accuracy (%)')
   # Over the whole figure: long labels leave the axes too narrow for it.
   fig.suptitle('Final test accuracy: mean and 95% bootstrap interval over '
@@ -175,12 +224,13 @@ def save_profile_figure(profiles: dict[str, np.ndarray],
   fig, ax = _new_axes(dpi)
   ranked = sorted(profiles, key=lambda o: -profiles[o].sum())
   for i, name in enumerate(ranked):
+    style = optimizer_style(name, i)
     ax.step(taus, 100 * profiles[name], where='post', label=name,
-            **plotting.style(i))
+            color=style['color'], linestyle=style['linestyle'])
   ax.set_xlabel('tau: epochs to target over the fastest optimizer\'s')
   ax.set_ylabel('workloads within tau (%)')
   ax.set_ylim(-3, 103)
-  ax.set_title('Performance profiles (AlgoPerf): higher and further left is '
+  fig.suptitle('Performance profiles (AlgoPerf): higher and further left is '
                'better')
   ax.grid(True, alpha=0.3)
   fig.legend(fontsize='small', loc='outside right center')
@@ -205,11 +255,12 @@ def write_figures(workdir: str, labels: dict[str, str],
     The PNG files' paths: loss, accuracy and (when some optimizer has a
     complete run) ranking.
   """
-  losses, accuracies = [], []
+  losses, accuracies, styles = [], [], []
   for name, runs in results.items():
     shown = report.finished(runs)
     if not shown:
       continue
+    styles.append(optimizer_style(name, len(styles)))
     curves = [report.step_losses(r.workdir) for r in shown]
     losses.append((labels[name], [c[0] for c in curves],
                    [c[1] for c in curves]))
@@ -217,8 +268,9 @@ def write_figures(workdir: str, labels: dict[str, str],
                                       for r in shown]))
   paths = [os.path.join(workdir, 'loss.png'),
            os.path.join(workdir, 'accuracy.png')]
-  plotting.save_png(loss_figure(losses, smoothing, dpi), paths[0])
-  plotting.save_png(accuracy_figure(accuracies, target, dpi), paths[1])
+  plotting.save_png(loss_figure(losses, smoothing, dpi, styles), paths[0])
+  plotting.save_png(accuracy_figure(accuracies, target, dpi, 'test accuracy',
+                                    styles), paths[1])
   intervals = {name: report.final_accuracy_interval(runs)
                for name, runs in results.items()}
   intervals = {name: i for name, i in intervals.items() if i is not None}
@@ -227,5 +279,6 @@ def write_figures(workdir: str, labels: dict[str, str],
     paths.append(os.path.join(workdir, 'ranking.png'))
     plotting.save_png(ranking_figure(
         [(labels[name], i, ranks[name]) for name, i in intervals.items()],
-        dpi), paths[-1])
+        dpi, [optimizer_style(name, k) for k, name in enumerate(intervals)]),
+                      paths[-1])
   return paths

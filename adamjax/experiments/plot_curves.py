@@ -66,7 +66,8 @@ def main() -> None:
                                    metric=args.metric.replace('_', ' '))
   if args.ymin is not None:
     # Points below are cut off, so that the epochs that matter fill the plot.
-    figure.axes[0].set_ylim(bottom=args.ymin)
+    figure.axes[0].set_ylim(bottom=args.ymin * (
+        100 if 'accuracy' in args.metric else 1))  # Accuracies in percent.
   figure.savefig(args.out)
   print(f'wrote {args.out}')
 
