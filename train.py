@@ -10,7 +10,6 @@ command resumes exactly.
 """
 
 import os
-import time
 from typing import Any, Iterator
 
 from absl import logging
@@ -23,6 +22,7 @@ from adamjax.common import errors
 from adamjax.data import input_pipeline
 from adamjax.data import order
 from adamjax.trainer import checkpointing
+from adamjax.trainer import compile_clock
 from adamjax.trainer import control
 from adamjax.trainer import distributed
 from adamjax.trainer import evaluation
@@ -75,11 +75,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     with control.StopRequest() as stop:
       while int(state.epoch) <= config.num_epochs:
         epoch, done_before = int(state.epoch), int(state.position)
-        start = time.perf_counter()
-        with _progress_bar(run, epoch, done_before) as progress:
+        with compile_clock.Stopwatch() as watch, _progress_bar(
+            run, epoch, done_before) as progress:
           state = train_epoch(run, state, log, stop, progress)
-        seconds = time.perf_counter() - start
-        metrics = _epoch_metrics(run, state, seconds, done_before)
+        metrics = _epoch_metrics(run, state, watch, done_before)
         if log.write_epoch(metrics, int(state.step)):
           logging.info(metrics_log.format_epoch(metrics))
         # The row is written first: a kill between the two repeats the
@@ -223,9 +222,14 @@ def _evaluate(run: setup_lib.Run, state: TrainState) -> dict[str, float]:
       state, run.test, min(run.config.eval_batch_size, len(run.test.labels)))
 
 
-def _epoch_metrics(run: setup_lib.Run, state: TrainState, seconds: float,
+def _epoch_metrics(run: setup_lib.Run, state: TrainState,
+                   watch: compile_clock.Stopwatch,
                    done_before: int) -> dict[str, Any]:
-  """The epoch's metrics.jsonl row; refuses an epoch that diverged."""
+  """The epoch's metrics.jsonl row; refuses an epoch that diverged.
+
+  epoch_time_s is the epoch's wall time, compile_time_s the part of it spent
+  compiling; images_per_s counts the rest.
+  """
   steps = run.steps_per_epoch
   train_loss = float(state.loss_sum) / steps
   control.check_divergence(train_loss, int(state.epoch),
@@ -237,8 +241,10 @@ def _epoch_metrics(run: setup_lib.Run, state: TrainState, seconds: float,
       'epoch': int(state.epoch),
       f'{run.eval_name}_loss': result['loss'],
       f'{run.eval_name}_accuracy': result['accuracy'],
-      'epoch_time_s': seconds,
-      'images_per_s': (steps - done_before) * run.config.batch_size / seconds,
+      'epoch_time_s': watch.seconds,
+      'compile_time_s': watch.compile_s,
+      'images_per_s': (steps - done_before) * run.config.batch_size / max(
+          watch.seconds - watch.compile_s, 1e-9),
   }
 
 

@@ -47,8 +47,12 @@ def test_train_and_evaluate_writes_metrics_and_is_reproducible(
     assert saved['optimizer']['name'] == 'adam'
   assert [m['epoch'] for m in runs[0]] == [1, 2]
   for key in ('train_loss', 'test_loss', 'test_accuracy', 'epoch_time_s',
-              'images_per_s'):
+              'compile_time_s', 'images_per_s'):
     assert all(np.isfinite(m[key]) for m in runs[0])
+  # The first epoch compiles the step; the second reuses it, in both runs.
+  for rows in runs:
+    assert 0 < rows[0]['compile_time_s'] < rows[0]['epoch_time_s']
+    assert rows[1]['compile_time_s'] < 0.05 * rows[0]['compile_time_s']
   for key in ('train_loss', 'test_loss', 'test_accuracy'):
     assert [m[key] for m in runs[0]] == [m[key] for m in runs[1]]
   assert runs[0][1]['train_loss'] < runs[0][0]['train_loss']

@@ -237,5 +237,11 @@ def format_epoch(metrics: dict[str, Any]) -> str:
   return (f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f}, "
           f"{name} loss {metrics[split + '_loss']:.4f}, {name} accuracy "
           f"{100 * metrics[split + '_accuracy']:.2f}%, "
-          f"{metrics['epoch_time_s']:.1f} s, {metrics['images_per_s']:.0f} "
-          'images/s')
+          f"{metrics['epoch_time_s']:.1f} s{_compiling(metrics)}, "
+          f"{metrics['images_per_s']:.0f} images/s")
+
+
+def _compiling(metrics: dict[str, Any]) -> str:
+  """' (2.1 s compiling)' when the epoch compiled for 0.05 s or more."""
+  seconds = metrics.get('compile_time_s', 0.0)
+  return f' ({seconds:.1f} s compiling)' if seconds >= 0.05 else ''
