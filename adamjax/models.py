@@ -96,6 +96,34 @@ class CNN(nn.Module):
     return nn.Dense(self.num_classes)(x)
 
 
+class FastCNN(nn.Module):
+  """Conv5x5/2(f1)-ReLU -> Conv3x3(f2)-MaxPool2-ReLU -> Dense(hidden)-ReLU -> Dense.
+
+  The speedrun's model (configs/mnist_speedrun.py): a stride-2 first layer
+  takes 28x28 straight to 12x12, so no full-resolution activations are
+  pooled, and a 3x3 second layer takes 12 -> 10 -> 5. The default has 166,058
+  parameters and about a fifth of the seed CNN's training FLOPs per image.
+  """
+
+  num_classes: int = 10
+  features: Sequence[int] = (24, 48)
+  hidden: int = 128
+  dropout_rate: float = 0.0
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    """Maps images (N, 28, 28, 1) in [0, 1] to logits (N, num_classes)."""
+    x = nn.relu(nn.Conv(self.features[0], (5, 5), strides=2,
+                        padding='VALID')(x))
+    x = nn.Conv(self.features[1], (3, 3), padding='VALID')(x)
+    # ReLU after pooling is the same function with a quarter of the work.
+    x = nn.relu(max_pool(x))
+    x = x.reshape((x.shape[0], -1))
+    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    x = nn.relu(nn.Dense(self.hidden)(x))
+    return nn.Dense(self.num_classes)(x)
+
+
 class MLP(nn.Module):
   """Fully connected ReLU layers with dropout, as in Kingma & Ba section 6.2.
 
@@ -134,6 +162,7 @@ class LogisticRegression(nn.Module):
 MODELS: dict[str, Callable[..., nn.Module]] = {
     'cnn': CNN,
     'cnn_wide': functools.partial(CNN, features=(64, 128)),
+    'cnn_fast': FastCNN,
     'mlp': MLP,
     'logreg': LogisticRegression,
 }

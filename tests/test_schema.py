@@ -64,7 +64,7 @@ def test_comparison_defaults_cover_the_whole_registry():
     ('classify', 'dropout_rate', 1.0, 'dropout_rate=1.0',
      'None or a finite number in [0, 1)'),
     ('classify', 'model', 'resnet', "model='resnet'",
-     'cnn, cnn_wide, mlp, logreg'),
+     'cnn, cnn_wide, cnn_fast, mlp, logreg'),
     ('classify', 'schedule', 'linear', "schedule='linear'", 'constant, cosine'),
     ('classify', 'param_dtype', 'int8', "param_dtype='int8'",
      'float32, bfloat16, float16'),
