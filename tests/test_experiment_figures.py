@@ -97,7 +97,8 @@ def test_write_figures_draws_only_optimizers_with_finished_runs(
   results = {'adam': [result('adam', 0), result('adam', 1)],
              'sgd': [result('sgd', 0, diverged='loss is nan')]}
   paths = figures.write_figures(str(tmp_path), {'adam': 'A', 'sgd': 'S'},
-                                results, 0.5, 0.95, 40)
+                                results, report.accuracy_intervals(results),
+                                0.5, 0.95, 40)
   assert paths == [str(tmp_path / 'loss.png'), str(tmp_path / 'accuracy.png'),
                    str(tmp_path / 'ranking.png')]
   assert [s[0] for s in drawn['loss_figure']] == ['A']

@@ -61,10 +61,12 @@ def test_table_rows_hold_the_runs_numbers():
       'adam', 1e-3, 0, 0.985, 0.99, 2, 0.2, 2, 15.0, 20.0, 'ok']
   assert report.run_row(second, 0.99)[7:10] == [3, 24.0, 24.0]
   assert report.run_row(first, 0.999)[7:9] == ['', '']
-  assert report.summary_row('adam', 1e-3, {'b1': 0.8}, [first, second],
-                             0.99) == [
+  assert report.summary_row(
+      'adam', 1e-3, {'b1': 0.8}, [first, second], 0.99,
+      report.final_accuracy_interval([first, second])) == [
       'adam', 1e-3, 'b1=0.8', '0 1', '0.9900', '0.0050', '0.9925', '0.2250',
-      '2 3', '19.5', '22.0', '0.9850 to 0.9950', '']
+      '2 3', '19.5', '22.0', '0.9850 to 0.9950', '2.00 to 3.00',
+      '15.0 to 24.0', '']
 
 
 def test_summary_means_leave_out_an_unfinished_seed():
@@ -72,9 +74,11 @@ def test_summary_means_leave_out_an_unfinished_seed():
   done = _result(0, [0.97, 0.99, 0.985], [10.0, 5.0, 5.0], [0.5, 0.3, 0.2])
   partial = _result(1, [0.5], [10.0], [2.0])
   partial.num_epochs = 3
-  row = report.summary_row('adam', 1e-3, {}, [done, partial], 0.99)
+  row = report.summary_row('adam', 1e-3, {}, [done, partial], 0.99,
+                           report.final_accuracy_interval([done, partial]))
   assert row[3:8] == ['0', '0.9850', '0.0000', '0.9900', '0.2000']
-  assert row[-2] == '0.9850 to 0.9850'  # One complete seed: a point.
+  # One complete seed: a point.
+  assert row[-4:-1] == ['0.9850 to 0.9850', '2.00 to 2.00', '15.0 to 15.0']
 
 
 def test_ranks_fill_in_and_share_places():
@@ -85,11 +89,11 @@ def test_ranks_fill_in_and_share_places():
                 for s in (0, 1)],
       'sgd': [_result(s, [0.97 + 0.001 * s], [1.0], [0.1]) for s in (0, 1)],
   }
-  rows = [report.summary_row(name, 1e-3, {}, r, 0.99)
+  intervals = report.accuracy_intervals(runs)
+  rows = [report.summary_row(name, 1e-3, {}, r, 0.99, intervals[name])
           for name, r in runs.items()]
   assert all(row[-1] == '' for row in rows)
-  ranked = report.with_ranks(rows, {name: report.final_accuracy_interval(r)
-                                    for name, r in runs.items()})
+  ranked = report.with_ranks(rows, intervals)
   assert [row[-1] for row in ranked] == [1, 1, 3]
   assert [row[:-1] for row in ranked] == [row[:-1] for row in rows]
 
@@ -123,6 +127,21 @@ def test_time_to_target_sums_the_epochs_through_the_first_reaching_one():
   assert report.first_reaching(rows, 0.8, key='val_accuracy') == 2
   assert report.time_to_target(rows, 0.8) == (2, 5.0)
   assert report.time_to_target(rows, 0.95) == (None, None)
+  # Compilation is left out of the training time.
+  rows[0]['compile_time_s'] = 1.5
+  assert report.time_to_target(rows, 0.8) == (2, 3.5)
+
+
+def test_time_intervals_count_only_the_seeds_that_reached_the_target():
+  """A seed that never reaches the target is named, not averaged in."""
+  runs = [_result(s, accuracies, [4.0] * 3, [0.1] * 3) for s, accuracies in
+          enumerate(([0.9, 0.99, 0.99], [0.99, 0.99, 0.99],
+                     [0.9, 0.9, 0.9]))]
+  row = report.summary_row('adam', 1e-3, {}, runs, 0.99,
+                           report.final_accuracy_interval(runs))
+  assert row[8] == '2 1 —'
+  assert row[-3:-1] == ['1.00 to 2.00 (2 of 3 seeds)',
+                        '4.0 to 8.0 (2 of 3 seeds)']
 
 
 def test_identical_pairs_lists_each_equal_pair_once_in_order(monkeypatch):

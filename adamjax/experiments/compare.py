@@ -441,18 +441,17 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   name, rates[name], seed, config.report_only)
         for seed in config.seeds]
   target = config.target_accuracy
+  intervals = report.accuracy_intervals(results)
   summary = report.with_ranks(
       [report.summary_row(name, rates[name], hparams[name], results[name],
-                          target)
-       for name in config.optimizers],
-      {name: report.final_accuracy_interval(results[name])
-       for name in config.optimizers})
+                          target, intervals.get(name))
+       for name in config.optimizers], intervals)
   runs = [report.run_row(r, target) for name in config.optimizers
           for r in results[name]]
   tables.write_table(os.path.join(workdir, 'summary'), report.SUMMARY_HEADER,
                      summary)
   tables.write_csv(os.path.join(workdir, 'runs.csv'), report.RUNS_HEADER, runs)
-  paths = figures.write_figures(workdir, labels, results,
+  paths = figures.write_figures(workdir, labels, results, intervals,
                                 config.loss_smoothing, target, config.dpi)
   identical = report.identical_pairs(results)
   identical_text = ''.join(

@@ -238,7 +238,8 @@ def save_profile_figure(profiles: dict[str, np.ndarray],
 
 
 def write_figures(workdir: str, labels: dict[str, str],
-                  results: dict[str, list[report.Result]], smoothing: float,
+                  results: dict[str, list[report.Result]],
+                  intervals: dict[str, statistics.Interval], smoothing: float,
                   target: float, dpi: int) -> list[str]:
   """Draws loss.png and accuracy.png from the runs.
 
@@ -247,6 +248,7 @@ def write_figures(workdir: str, labels: dict[str, str],
     labels: {name: its legend label}.
     results: {name: its runs, one per seed}; only report.finished runs are
       drawn.
+    intervals: report.accuracy_intervals(results), for the ranking.
     smoothing: the loss curves' EMA weight.
     target: the test accuracy drawn as a dashed line.
     dpi: the resolution.
@@ -271,9 +273,6 @@ def write_figures(workdir: str, labels: dict[str, str],
   plotting.save_png(loss_figure(losses, smoothing, dpi, styles), paths[0])
   plotting.save_png(accuracy_figure(accuracies, target, dpi, 'test accuracy',
                                     styles), paths[1])
-  intervals = {name: report.final_accuracy_interval(runs)
-               for name, runs in results.items()}
-  intervals = {name: i for name, i in intervals.items() if i is not None}
   if intervals:
     ranks = statistics.significance_ranks(intervals)
     paths.append(os.path.join(workdir, 'ranking.png'))

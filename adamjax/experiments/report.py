@@ -19,7 +19,8 @@ SUMMARY_HEADER = ('optimizer', 'learning_rate', 'hyperparameters', 'seeds',
                   'final_test_accuracy', 'final_test_accuracy_std',
                   'best_test_accuracy', 'final_train_loss',
                   'epochs_to_target', 'time_to_target_s', 'train_time_s',
-                  'final_test_accuracy_ci95', 'rank')
+                  'final_test_accuracy_ci95', 'epochs_to_target_ci95',
+                  'time_to_target_s_ci95', 'rank')
 RUNS_HEADER = ('optimizer', 'learning_rate', 'seed', 'final_test_accuracy',
                'best_test_accuracy', 'best_epoch', 'final_train_loss',
                'epoch_to_target', 'time_to_target_s', 'train_time_s', 'status')
@@ -135,14 +136,27 @@ def time_to_target(rows: Sequence[dict[str, Any]], target: float
     target: the test accuracy to reach.
 
   Returns:
-    The epoch and the sum of epoch_time_s through it; (None, None) if no
-    epoch reaches the target.
+    The epoch and the training time through it: the epochs' epoch_time_s
+    less their compile_time_s; (None, None) if no epoch reaches the target.
   """
   reached = first_reaching(rows, target)
   if reached is None:
     return None, None
-  return rows[reached]['epoch'], sum(row['epoch_time_s']
-                                     for row in rows[:reached + 1])
+  return rows[reached]['epoch'], sum(
+      row['epoch_time_s'] - row.get('compile_time_s', 0.0)
+      for row in rows[:reached + 1])
+
+
+def _interval_text(values: Sequence[float], runs: int, digits: int) -> str:
+  """'low to high' of the mean's 95% interval, '(k of n seeds)' if k < n."""
+  if not values:
+    return ''
+  interval = statistics.bootstrap_interval(values)
+  text = f'{interval.low:.{digits}f} to {interval.high:.{digits}f}'
+  if len(values) < runs:
+    text += f' ({len(values)} of {runs} seeds)'
+  return text
+
 
 
 def finished(results: Sequence[Result]) -> list[Result]:
@@ -200,26 +214,34 @@ def final_accuracy_interval(results: Sequence[Result]
   return statistics.bootstrap_interval(finals) if finals else None
 
 
+def accuracy_intervals(results: dict[str, Sequence[Result]]
+                       ) -> dict[str, statistics.Interval]:
+  """{optimizer: final_accuracy_interval} for those with a complete run."""
+  intervals = {name: final_accuracy_interval(runs)
+               for name, runs in results.items()}
+  return {name: i for name, i in intervals.items() if i is not None}
+
+
 def with_ranks(summary: list[list[Any]],
-               intervals: dict[str, Optional[statistics.Interval]]
+               intervals: dict[str, statistics.Interval]
                ) -> list[list[Any]]:
   """Summary rows (from summary_row) with their rank filled in.
 
   Args:
     summary: rows in SUMMARY_HEADER's order, the rank column ''.
-    intervals: {optimizer: final_accuracy_interval}.
+    intervals: from accuracy_intervals.
 
   Returns:
     The rows, each with statistics.significance_ranks' rank (ties share
     it; '' for an optimizer without complete runs).
   """
-  ranks = statistics.significance_ranks(
-      {name: i for name, i in intervals.items() if i is not None})
+  ranks = statistics.significance_ranks(intervals)
   return [row[:-1] + [ranks.get(row[0], '')] for row in summary]
 
 
 def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
-                results: Sequence[Result], target: float) -> list[Any]:
+                results: Sequence[Result], target: float,
+                interval: Optional[statistics.Interval]) -> list[Any]:
   """One summary row: an optimizer's means over finished() runs.
 
   Args:
@@ -228,6 +250,7 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
     hparams: from compare.hyperparameters.
     results: its runs, one per seed.
     target: the test accuracy whose first epoch and time the row gives.
+    interval: final_accuracy_interval(results), computed once by the caller.
 
   Returns:
     The row in SUMMARY_HEADER's order, numbers formatted as text; the rank
@@ -241,24 +264,26 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
       for r in results if r in shown or r.diverged)
   if not shown:
     status = 'diverged' if any(r.diverged for r in results) else 'not run'
-    return [name, learning_rate, extra, seeds, status] + [''] * 8
+    return [name, learning_rate, extra, seeds, status] + [''] * 10
   final = [r.rows[-1]['test_accuracy'] for r in shown]
   best = [max(row['test_accuracy'] for row in r.rows) for r in shown]
   loss = [r.rows[-1]['train_loss'] for r in shown]
-  epochs, times = [], []
+  epochs, reached, times = [], [], []
   for r in shown:
     epoch, seconds = time_to_target(r.rows, target)
     epochs.append('—' if epoch is None else str(epoch))
     if seconds is not None:
+      reached.append(epoch)
       times.append(seconds)
   total = [sum(row['epoch_time_s'] for row in r.rows) for r in shown]
-  interval = final_accuracy_interval(results)
   return [name, learning_rate, extra, seeds, f'{np.mean(final):.4f}',
           f'{np.std(final):.4f}', f'{np.mean(best):.4f}',
           f'{np.mean(loss):.4f}', ' '.join(epochs),
           f'{np.mean(times):.1f}' if times else '',
           f'{np.mean(total):.1f}',
-          f'{interval.low:.4f} to {interval.high:.4f}' if interval else '', '']
+          f'{interval.low:.4f} to {interval.high:.4f}' if interval else '',
+          _interval_text(reached, len(shown), 2),
+          _interval_text(times, len(shown), 1), '']
 
 
 def identical_seeds(a: Sequence[Result], b: Sequence[Result]) -> list[int]:
