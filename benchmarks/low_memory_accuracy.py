@@ -36,7 +36,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 # Run as a script, sys.path[0] is benchmarks/; the modules live one level up.

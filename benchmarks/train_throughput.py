@@ -13,7 +13,8 @@ FLOPs per image are counted from the model's shapes (multiply-add = 2 FLOPs):
 a training step is the forward pass, the input gradients of every layer but
 the first (whose input needs none) and the weight gradients, each as costly as
 the forward layer. XLA's own count (`compiled.cost_analysis()`, which also
-counts the loss, Adam and elementwise work) is printed beside it.
+counts the loss, Adam and elementwise work) is printed beside it, and so is
+the ceiling: the GFLOP/s of XLA's float32 2048x2048 matmul on this machine.
 
 Then, unless --no-epoch, the wall time of --timed_epochs full epochs each
 (ours with the product defaults, and PyTorch, alternating); with --time_to_accuracy, the wall time for the
@@ -55,7 +56,6 @@ from adamjax.data import order
 from adamjax.trainer import steps
 from adamjax.trainer import train_state
 from adamjax.trainer import xla_cpu
-import train  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 LEARNING_RATE = 5e-4
 
@@ -224,6 +224,20 @@ class Torch:
     return correct / len(y)
 
 
+def matmul_ceiling(size: int = 2048, repeats: int = 10) -> float:
+  """GFLOP/s of XLA's float32 (size x size) matmul here: the compute ceiling.
+
+  The training step's GFLOP/s below are read against it: a convolution can
+  at best run as fast as the machine's best dense kernel.
+  """
+  a = jnp.ones((size, size), jnp.float32)
+  matmul = jax.jit(lambda x: x @ x)
+  matmul(a).block_until_ready()
+  best = min(timed(lambda: matmul(a).block_until_ready())
+             for _ in range(repeats))
+  return 2 * size ** 3 / best / 1e9
+
+
 def timed(fn: Callable[[], Any]) -> float:
   """Wall seconds of fn()."""
   start = time.perf_counter()
@@ -255,7 +269,9 @@ def throughput(args: argparse.Namespace, data: input_pipeline.Split,
   flops = model_flops_per_image(variants[0].state.params,
                                 data.images.shape[1:])
   print(f'model FLOPs per training image: {flops / 1e6:.2f} M '
-        f'(3 x forward = {(flops + 2 * 24 * 24 * 25 * 32) / 1e6:.2f} M)')
+        f'(3 x forward = {(flops + 2 * 24 * 24 * 25 * 32) / 1e6:.2f} M); '
+        f'ceiling: a 2048x2048 float32 matmul at {matmul_ceiling():.1f} '
+        'GFLOP/s')
   print(f'{"variant":44s} {"images/s":>9s} {"min":>6s} {"max":>6s} '
         f'{"vs torch":>8s} {"GFLOP/s":>7s} {"XLA MFLOP/img":>13s} '
         f'{"compile s":>9s}')

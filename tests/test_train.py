@@ -16,6 +16,7 @@ from adamjax.trainer import objective
 from adamjax.trainer import steps
 from adamjax.trainer import train_state
 from conftest import random_data
+from conftest import without_timings
 import train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,6 +106,36 @@ def test_seed_recipe_on_real_mnist(tmp_path):
                 (tmp_path / 'metrics.jsonl').read_text().splitlines()]
   assert accuracies[0] >= 0.975
   assert accuracies[-1] >= 0.985
+
+
+def test_speedrun_recipe_repeats_exactly(tiny_mnist_dir, tmp_path):
+  """configs/mnist_speedrun.py: the same seed gives the same metrics."""
+  from configs import mnist_speedrun  # pylint: disable=g-import-not-at-top
+  rows = []
+  for name in ('a', 'b'):
+    config = mnist_speedrun.get_config()
+    # Its model, chunks, dispatch and schedule, at a size the tiny set fits.
+    config.update(data_dir=tiny_mnist_dir, batch_size=32, num_epochs=3,
+                  warmup_steps=2, progress_bar=False)
+    train.train_and_evaluate(config, str(tmp_path / name))
+    rows.append([json.loads(line) for line in
+                 (tmp_path / name / 'metrics.jsonl').read_text().splitlines()])
+  assert [row['epoch'] for row in rows[0]] == [1, 2, 3]
+  assert rows[0][-1]['test_accuracy'] > 0.5
+  assert without_timings(rows[0]) == without_timings(rows[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif('MNIST_DIR' not in os.environ,
+                    reason='set MNIST_DIR to a folder with the MNIST IDX files')
+def test_speedrun_recipe_on_real_mnist(tmp_path):
+  """The speedrun reaches 99.0% test accuracy in its one epoch (seed 0)."""
+  from configs import mnist_speedrun  # pylint: disable=g-import-not-at-top
+  config = mnist_speedrun.get_config()
+  config.update(data_dir=os.environ['MNIST_DIR'], progress_bar=False)
+  train.train_and_evaluate(config, str(tmp_path))
+  row = json.loads((tmp_path / 'metrics.jsonl').read_text())
+  assert row['test_accuracy'] >= 0.99
 
 
 def test_dropout_and_shifts_resume_exactly_mid_epoch():
