@@ -88,6 +88,17 @@ def test_a_workdir_that_is_a_file_exits_2(tmp_path):
                          'accepted: a folder')
 
 
+@pytest.mark.parametrize('config, fragments', [
+    ('configs/compare.py', ("--mode='eval' is invalid", 'accepted: train.')),
+    ('configs/quadratic.py', ("--mode='eval' is invalid", 'accepted: train.')),
+])
+def test_eval_mode_of_a_task_without_one_exits_1(tmp_path, config, fragments):
+  """--mode=eval exists for the classifier only; other tasks say so."""
+  result = run_main(f'--config={config}', f'--workdir={tmp_path}',
+                    '--mode=eval')
+  assert_one_clear_error(result, 1, *fragments)
+
+
 def test_relative_config_works_from_another_folder(tmp_path):
   """--config=configs/mnist.py resolves against the checkout, not the cwd."""
   result = run_main('--config=configs/mnist.py', '--show_config',

@@ -10,12 +10,14 @@ import logging as std_logging
 import os
 import sys
 import traceback
-from typing import NoReturn, Optional, Sequence
+from typing import Any, Callable, NoReturn, Optional, Sequence
 
+from absl import flags
 from absl import logging
 import ml_collections
 
 from adamjax.common import checks
+from adamjax.common import errors
 
 EXIT_USER_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 # Where a mistake's message sends the user.
@@ -188,3 +190,68 @@ def check_overrides(config: ml_collections.ConfigDict,
                    f'{part!r}; its fields: {fields}.')
       node = node[part]
       walked.append(part)
+
+
+def parse_flags(flag_values: flags.FlagValues, argv: Sequence[str],
+                root: str) -> list[str]:
+  """Parses main.py's flags; a bad flag, config file or field exits in one line.
+
+  Args:
+    flag_values: main.py's FLAGS (with its --config file flag).
+    argv: the command line.
+    root: the checkout, whose configs/ a relative --config falls back to.
+
+  Returns:
+    The arguments left after the flags, as absl's parser returns them.
+  """
+  if any(arg in ('--help', '-h', '-?', '--helpshort') for arg in argv[1:]):
+    print(flag_values.main_module_help())
+    print('\nEvery config field, with its value and meaning: python main.py '
+          '--config=configs/mnist.py --show_config')
+    sys.exit(0)
+  argv, path = resolve_config_path(argv, root)
+  if path is not None:
+    check_overrides(load_config_file(path), argv)
+  try:
+    return flag_values(argv)
+  except flags.Error as e:
+    usage_exit(str(e))
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections raises these for an override it cannot apply.
+    usage_exit(f'a --config field could not be set: {e}')
+
+
+def workdir_folder(workdir: Optional[str]) -> str:
+  """--workdir with ~ expanded; exits in one line if missing or a file."""
+  if not workdir:
+    usage_exit('--workdir is required: the folder for checkpoints, metrics '
+               'and plots.')
+  # The shell does not expand ~ after '=', so --workdir=~/x would otherwise
+  # create a folder named '~'.
+  workdir = os.path.expanduser(workdir)
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    usage_exit(f'--workdir={workdir} is a file; accepted: a folder (it is '
+               'created if missing).')
+  return workdir
+
+
+def run_task(run: Callable[[], Any]) -> None:
+  """Calls run(); a user's mistake or a stop exits with its message.
+
+  errors.UserError prints 'Error: ...' (with HELP_HINT for a config error)
+  and exits with EXIT_USER_ERROR; an interrupted run or Ctrl-C exits with
+  EXIT_INTERRUPTED. Any other exception is a bug and keeps its traceback.
+  """
+  try:
+    run()
+  except errors.InterruptedRun as e:
+    print(e, file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+  except errors.UserError as e:
+    print(f'Error: {e}', file=sys.stderr)
+    if isinstance(e, errors.ConfigError):
+      print(HELP_HINT, file=sys.stderr)
+    sys.exit(EXIT_USER_ERROR)
+  except KeyboardInterrupt:
+    print('Stopped by Ctrl-C.', file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
