@@ -79,11 +79,8 @@ def run_ours(path: str, seed: int, args: argparse.Namespace,
   run_dir = os.path.join(workdir, f'{name}_seed{seed}')
   train.train_and_evaluate(load_recipe(path, args, seed), run_dir)
   rows = metrics_log.read_metrics(run_dir)
-  reached = report.first_reaching(rows, args.target)
-  training = [r['epoch_time_s'] - r['compile_time_s'] for r in rows]
-  return Run(name, seed, rows[-1]['test_accuracy'],
-             None if reached is None else rows[reached]['epoch'],
-             None if reached is None else sum(training[:reached + 1]),
+  epoch, seconds = report.time_to_target(rows, args.target)
+  return Run(name, seed, rows[-1]['test_accuracy'], epoch, seconds,
              sum(r['compile_time_s'] for r in rows), len(rows))
 
 

@@ -158,7 +158,6 @@ def _interval_text(values: Sequence[float], runs: int, digits: int) -> str:
   return text
 
 
-
 def finished(results: Sequence[Result]) -> list[Result]:
   """The runs that the summary and the figures show.
 
