@@ -51,6 +51,7 @@ import adam_optax  # pylint: disable=g-import-not-at-top,wrong-import-position
 # p, m, v (+ buffer) out; the per-block scales add 2 * 2 * 4 / 256).
 LOWMEM = {
     '8-bit': (jnp.float32, lambda: lowmem.adam8bit(1e-3), 16),
+    '4-bit': (jnp.float32, lambda: lowmem.adam4bit(1e-3), 14),
     'bf16 8-bit kahan': (jnp.bfloat16, lambda: optax.chain(
         lowmem.adam8bit(1e-3), lowmem.kahan_compensation()), 14),
     'bf16 8-bit stoch.': (jnp.bfloat16, lambda: optax.chain(

@@ -30,6 +30,8 @@ ADAM_FAMILY = {
     'adamaxw': adam_optax.adamaxw,
     'adam8bit': lowmem.adam8bit,
     'adamw8bit': lowmem.adamw8bit,
+    'adam4bit': lowmem.adam4bit,
+    'adamw4bit': lowmem.adamw4bit,
 }
 
 # (argument, bad value, exception type, the accepted range named).
@@ -86,18 +88,30 @@ def test_registry_refuses_bad_hyperparameters(name, argument, value, error,
     ('block_size', 0, '>= 1'),
     ('block_size', -256, '>= 1'),
     ('block_size', 2.5, 'integer'),
-    ('min_8bit_size', -1, '>= 1'),
-    ('min_8bit_size', '4096', 'integer'),
+    ('min_size', -1, '>= 1'),
+    ('min_size', '4096', 'integer'),
+    ('tile_size', 0, '>= 1'),
+    ('tile_size', 1000, 'multiple of block_size'),
 ])
-@pytest.mark.parametrize('factory', [lowmem.adam8bit, lowmem.adamw8bit,
-                                     lowmem.scale_by_adam_8bit])
-def test_lowmem_sizes_are_checked_at_construction(factory, name, value,
+@pytest.mark.parametrize('factory, bits', [
+    (lowmem.adam8bit, 8), (lowmem.adamw8bit, 8), (lowmem.scale_by_adam_8bit, 8),
+    (lowmem.adam4bit, 4), (lowmem.adamw4bit, 4), (lowmem.scale_by_adam_4bit, 4)])
+def test_lowmem_sizes_are_checked_at_construction(factory, bits, name, value,
                                                   accepted):
-  args = () if factory is lowmem.scale_by_adam_8bit else (1e-3,)
+  name = f'min_{bits}bit_size' if name == 'min_size' else name
+  scale_only = factory in (lowmem.scale_by_adam_8bit,
+                           lowmem.scale_by_adam_4bit)
+  args = () if scale_only else (1e-3,)
   with pytest.raises(ValueError) as info:
     factory(*args, **{name: value})
   assert str(info.value).startswith(f'{name}={value!r} is invalid')
   assert accepted in str(info.value)
+
+
+def test_4bit_second_moment_map_is_checked():
+  with pytest.raises(ValueError, match=r"nu_map='dynamic' is invalid; "
+                     r"accepted: 'linear', 'linear_with_zero'"):
+    lowmem.scale_by_adam_4bit(nu_map='dynamic')
 
 
 @pytest.mark.parametrize('argument, value, accepted', [
@@ -141,7 +155,8 @@ def test_integer_params_get_finite_float_updates(name):
   assert abs(float(updates[2])) < 1e-3
 
 
-@pytest.mark.parametrize('factory', [lowmem.adam8bit, lowmem.adamw8bit])
+@pytest.mark.parametrize('factory', [lowmem.adam8bit, lowmem.adamw8bit,
+                                     lowmem.adam4bit, lowmem.adamw4bit])
 def test_lowmem_refuses_integer_params_at_init(factory):
   with pytest.raises(ValueError,
                      match=r'real floating parameters only.*dtype int32'):

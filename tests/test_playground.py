@@ -303,6 +303,8 @@ _NON_DEFAULTS = {
     # 2-D points are below the 8-bit threshold: these run float32 moments.
     'adam8bit': {'b1': 0.5, 'b2': 0.9, 'eps': 0.1},
     'adamw8bit': {'b1': 0.7, 'weight_decay': 0.3},
+    'adam4bit': {'b1': 0.5, 'b2': 0.9, 'eps': 0.1},
+    'adamw4bit': {'b2': 0.9, 'weight_decay': 0.3},
     'adopt': {'b1': 0.5, 'b2': 0.9, 'eps': 0.01},
     'ademamix': {'b3': 0.99, 'alpha': 2.0, 'weight_decay': 0.3},
     'radam': {'b2': 0.9, 'threshold': 4.5},

@@ -75,11 +75,17 @@ _REFERENCES = [
     ('adagrad', dict(initial_accumulator_value=1.0, eps=1e-3), optax.adagrad),
     ('adadelta', {}, optax.adadelta),
     ('adadelta', dict(rho=0.5, eps=1e-3, weight_decay=0.3), optax.adadelta),
-    # 3 parameters are below min_8bit_size: float32 moments, so plain Adam(W).
+    # 3 parameters are below min_8bit_size (min_4bit_size): float32 moments,
+    # so plain Adam(W).
     ('adam8bit', {}, optax.adam),
     ('adam8bit', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4), optax.adam),
     ('adamw8bit', {}, optax.adamw),
     ('adamw8bit', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4,
+                       weight_decay=0.3), optax.adamw),
+    ('adam4bit', {}, optax.adam),
+    ('adam4bit', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4), optax.adam),
+    ('adamw4bit', {}, optax.adamw),
+    ('adamw4bit', dict(b1=0.5, b2=0.9, eps=1e-3, eps_root=1e-4,
                        weight_decay=0.3), optax.adamw),
     ('adopt', {}, optax.contrib.adopt),
     ('adopt', dict(b1=0.5, b2=0.9, eps=1e-3, nesterov=True,

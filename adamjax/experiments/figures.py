@@ -39,7 +39,8 @@ FIGSIZE = (9.0, 4.5)  # Inches; the legend sits right of the axes.
 # everywhere.
 FAMILIES = {
     'adam': ('adam', 'adamw', 'nadam', 'nadamw', 'amsgrad', 'adamax',
-             'adamaxw', 'optax_adam', 'adam8bit', 'adamw8bit'),
+             'adamaxw', 'optax_adam', 'adam8bit', 'adamw8bit', 'adam4bit',
+             'adamw4bit'),
     'modern adam': ('adopt', 'ademamix', 'radam', 'cautious_adam',
                     'cautious_adamw'),
     'sgd': ('sgd', 'momentum', 'nesterov'),

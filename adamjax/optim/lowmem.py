@@ -1,21 +1,30 @@
-"""Adam in a quarter of the memory: 8-bit moments, compensated bf16 params.
+"""Adam in a quarter or an eighth of the memory, and bf16 params that train.
 
-Two independent tools, both plain Optax gradient transformations (pure
-``init``/``update`` functions over pytrees, NamedTuple states):
+Plain Optax gradient transformations (pure ``init``/``update`` functions over
+pytrees, NamedTuple states):
 
 1. **8-bit blockwise moments** (Dettmers et al., "8-bit Optimizers via
    Block-wise Quantization", ICLR 2022, https://arxiv.org/abs/2110.02861).
    :func:`scale_by_adam_8bit`, :func:`adam8bit` and :func:`adamw8bit` store
-   each large moment as one byte per element plus one float32 scale (the
-   block's absolute maximum) per block of ``block_size`` elements: about
-   2.03 bytes per parameter for both moments instead of 8. The first moment
-   uses the signed dynamic (non-linear) map, the second the unsigned one.
-   Every step dequantises to float32, runs Adam's arithmetic in float32 and
-   quantises again. Leaves with fewer than ``min_8bit_size`` elements (biases,
-   norms) stay float32, as in bitsandbytes: their state is a rounding error in
-   the total and they are the most sensitive to quantisation.
+   each large moment as one byte per element plus one float32 scale per
+   block of ``block_size`` elements: about 2.03 bytes per parameter for both
+   moments instead of 8. The first moment uses the signed dynamic map, the
+   second the unsigned one.
+2. **4-bit moments** (Li et al., "Memory Efficient Optimizers with 4-bit
+   States", NeurIPS 2023; torchao's AdamW4bit). :func:`scale_by_adam_4bit`,
+   :func:`adam4bit` and :func:`adamw4bit` keep both moments' 4-bit codes in
+   one byte per element plus two float32 scales per block of 128: about 1.06
+   bytes per parameter. The first moment uses the 4-bit signed dynamic map,
+   the second a linear map without zero.
 
-2. **Low-precision parameters that train like float32**:
+   Both step a leaf tile by tile (:mod:`adamjax.optim.tiles`): dequantise,
+   run Adam's arithmetic in float32, quantise again, a bounded number of
+   blocks at a time, so the step's float32 working set is one tile, not the
+   model. Leaves with fewer than ``min_size`` elements (biases, norms) keep
+   float32 moments, as in bitsandbytes and torchao: their state is a rounding
+   error in the total and they are the most sensitive to quantisation.
+
+3. **Low-precision parameters that train like float32**:
    :func:`kahan_compensation` keeps, per bf16 (or fp16) parameter, the part of
    each update that rounding to bf16 threw away and adds it back next step
    (Kahan summation); :func:`stochastic_rounding` instead rounds the new
@@ -25,35 +34,15 @@ Two independent tools, both plain Optax gradient transformations (pure
    ``optax.chain(adam8bit(1e-3), kahan_compensation())``.
 
 Why separate functions and not ``adam_optax.scale_by_adam(..., state_bits=8)``:
-the 8-bit state has a different structure (codes plus scales, and float32 for
-small leaves), so one function would return two unrelated state types behind
-a flag; Optax itself gives structurally different states their own
+the quantised states have different structures (codes plus scales, and
+float32 for small leaves), so one function would return unrelated state types
+behind a flag; Optax itself gives structurally different states their own
 transformations (``scale_by_adam`` / ``scale_by_amsgrad``). Separate names
-also keep ``adam_optax`` the plain, Optax-identical reference, and this module
-standalone (it imports only jax, numpy and optax).
-
-The quantisation map and rule, precisely (tests/test_adam_lowmem.py checks
-them against an independent NumPy implementation):
-
-* Dynamic map (the paper's "dynamic tree"): a value is sign (signed map only),
-  then a base-10 exponent written as a run of zeros ended by an indicator bit,
-  then linear fraction bits: magnitude ``10**-z * (0.1 + 0.9 * (f + 0.5) /
-  2**F)`` with z leading zeros and F = (7 or 8) - 1 - z fraction bits holding
-  f. The one redundant pattern (-0 in the signed map; the smallest magnitude,
-  ~5.5e-8, in the unsigned one) is replaced by 1.0, as in bitsandbytes, so a
-  block's positive absmax is exact (a negative one maps to -0.993).
-* Quantise: per block, ``x / absmax`` goes to the nearest map value (the
-  decision boundaries are float32 midpoints of neighbouring values; a value
-  on a boundary goes down). Exception: in the unsigned (second-moment) map a
-  positive value never rounds to 0. A zeroed v with a non-zero m would make
-  the update m / eps, i.e. explode; rounding up to the smallest code (3.25e-7
-  of the block's maximum) only shrinks such a step.
-* Codes are uint8 indices into the sorted 256-value map, stored in the
-  parameter's shape (so they shard like it); scales are float32 of shape
-  (ceil(size / block_size),), blocks running over the row-major flattening.
+also keep ``adam_optax`` the plain, Optax-identical reference. The maps and
+the quantisation rule are in :mod:`adamjax.optim.quantize`.
 """
 
-import math
+import functools
 import numbers
 from typing import Any, Callable, NamedTuple, Optional, Union
 
@@ -64,18 +53,31 @@ import optax
 
 from adam_optax import check_updates_like
 from adam_optax import check_hyperparameters
+from adamjax.optim import quantize
+from adamjax.optim import tiles
+# The 8-bit format's names, kept importable from here.
+from adamjax.optim.quantize import BlockQuantized
+from adamjax.optim.quantize import dequantize_blockwise
+from adamjax.optim.quantize import dynamic_map
+from adamjax.optim.quantize import quantize_blockwise
 
 __all__ = [
     'BlockQuantized',
+    'Float32Moments',
     'KahanCompensationState',
+    'Packed4bit',
+    'ScaleByAdam4bitState',
     'ScaleByAdam8bitState',
     'StochasticRoundingState',
+    'adam4bit',
     'adam8bit',
+    'adamw4bit',
     'adamw8bit',
     'dequantize_blockwise',
     'dynamic_map',
     'kahan_compensation',
     'quantize_blockwise',
+    'scale_by_adam_4bit',
     'scale_by_adam_8bit',
     'stochastic_rounding',
 ]
@@ -84,202 +86,25 @@ ScalarOrSchedule = Union[float, jax.Array, optax.Schedule]
 
 
 # ----------------------------------------------------------------------------
-# The quantisation maps.
-
-
-def dynamic_map(signed: bool) -> np.ndarray:
-  """The 256-value dynamic quantisation map of Dettmers et al., sorted.
-
-  Magnitudes come in 7 decades, 10**-6 to 10**0; decade 10**(k-6) holds
-  2**k values (signed) or 2**(k+1) values (unsigned) at the centres of equal
-  bins of [0.1, 1] times the decade. Add 0 and 1.0, and, for the signed map,
-  the negatives of the decade values: 256 values in [-0.993, 1] or [0, 1].
-
-  Args:
-    signed: the map for signed values (first moment) or for non-negative
-      ones (second moment).
-
-  Returns:
-    float32 array of 256 increasing values.
-  """
-  values = [0.0, 1.0]
-  for k in range(7):
-    count = 2**k if signed else 2**(k + 1)
-    edges = np.linspace(0.1, 1.0, count + 1)
-    magnitudes = 10.0**(k - 6) * (edges[:-1] + edges[1:]) / 2
-    values.extend(magnitudes)
-    if signed:
-      values.extend(-magnitudes)
-  return np.sort(np.asarray(values, np.float64)).astype(np.float32)
-
-
-def _boundaries(qmap: np.ndarray, signed: bool) -> np.ndarray:
-  """Decision boundaries: float32 midpoints between neighbouring map values."""
-  mids = ((qmap[1:].astype(np.float64) + qmap[:-1]) / 2).astype(np.float32)
-  if not signed:
-    # A zeroed v with a non-zero m would make the update m / eps: a positive
-    # value must never quantise to 0.
-    mids[0] = 0.0
-  return mids
-
-
-_SIGNED_MAP = dynamic_map(signed=True)
-_UNSIGNED_MAP = dynamic_map(signed=False)
-_SIGNED_BOUNDS = _boundaries(_SIGNED_MAP, signed=True)
-_UNSIGNED_BOUNDS = _boundaries(_UNSIGNED_MAP, signed=False)
-# The code of 0.0, which a freshly initialised (all-zero) state holds.
-_SIGNED_ZERO = int(np.flatnonzero(_SIGNED_MAP == 0)[0])
-_UNSIGNED_ZERO = int(np.flatnonzero(_UNSIGNED_MAP == 0)[0])
-
-
-def _map_and_bounds(signed: bool) -> tuple[np.ndarray, np.ndarray]:
-  """The map and its decision boundaries for signed or unsigned values."""
-  if signed:
-    return _SIGNED_MAP, _SIGNED_BOUNDS
-  return _UNSIGNED_MAP, _UNSIGNED_BOUNDS
-
-
-# ----------------------------------------------------------------------------
-# Blockwise quantisation.
-
-
-class BlockQuantized(NamedTuple):
-  """A float32 array stored as 8-bit codes plus one scale per block.
-
-  Attributes:
-    codes: uint8 indices into the dynamic map, in the array's own shape.
-    absmax: float32 (num_blocks,), each block's largest magnitude; blocks are
-      consecutive runs of the row-major flattened array (the last one
-      zero-padded).
-  """
-
-  codes: jax.Array
-  absmax: jax.Array
-
-
-def _to_blocks(x: jax.Array, block_size: int) -> jax.Array:
-  """Flattens `x`, zero-pads it to whole blocks, shapes it (blocks, size)."""
-  flat = x.reshape(-1)
-  pad = -flat.size % block_size
-  return jnp.pad(flat, (0, pad)).reshape(-1, block_size)
-
-
-def _from_blocks(blocks: jax.Array, shape: tuple[int, ...]) -> jax.Array:
-  """Inverse of _to_blocks: drops the padding and restores `shape`."""
-  return blocks.reshape(-1)[:math.prod(shape)].reshape(shape)
-
-
-def _nearest_code(normed: jax.Array, signed: bool) -> jax.Array:
-  """Index of the map value nearest to each of `normed` (in [-1, 1])."""
-  # Not a binary search (seven gathers, which XLA:CPU runs as scalar loops):
-  # the map's own structure gives a guess within one code of the answer (the
-  # decade from six comparisons, then the linear bin inside it), and one
-  # comparison with the exact float32 boundary on each side corrects it, so
-  # the result is exactly "the number of boundaries strictly below the
-  # value" for two gathers.
-  _, bounds = _map_and_bounds(signed)
-  # Code i holds the values in (table[i], table[i + 1]].
-  table = jnp.asarray(np.concatenate(
-      [[-np.inf], bounds, [np.inf]]).astype(np.float32))
-  extra = 0 if signed else 1  # The unsigned map has twice the codes/decade.
-  magnitude = jnp.abs(normed)
-  # Decade k (0..6) covers [10**(k-7), 10**(k-6)) and has 2**(k + extra)
-  # codes at the centres of equal bins of [0.1, 1] * 10**(k-6); the bin of
-  # a value is floor(magnitude * factor - offset).
-  decade = jnp.zeros(normed.shape, jnp.int32)
-  factor = jnp.full(normed.shape, np.float32(1e6 / 0.9 * 2**extra))
-  offset = jnp.full(normed.shape, np.float32(0.1 / 0.9 * 2**extra))
-  for k in range(1, 7):
-    above = magnitude >= np.float32(10.0**(k - 7))
-    decade = jnp.where(above, k, decade)
-    factor = jnp.where(above, np.float32(10.0**(6 - k) / 0.9 * 2**(k + extra)),
-                       factor)
-    offset = jnp.where(above, np.float32(0.1 / 0.9 * 2**(k + extra)), offset)
-  count = jnp.left_shift(1, decade + extra)
-  in_decade = jnp.clip(jnp.floor(magnitude * factor - offset).astype(
-      jnp.int32), 0, count - 1)
-  # Rank among the positive codes (the decades before hold count - 1 or
-  # count - 2 of them); the signed map mirrors it around the 0 at 127.
-  rank = count - (1 + extra) + in_decade
-  if signed:
-    code = jnp.where(normed >= 0, 128 + rank, 126 - rank)
-  else:
-    code = 1 + rank
-  code = (code + (normed > _lookup(table, code + 1)).astype(jnp.int32)
-          - (normed <= _lookup(table, code)).astype(jnp.int32))
-  return code.astype(jnp.uint8)
-
-
-def _lookup(table: jax.Array, index: jax.Array) -> jax.Array:
-  """table[index], laid out (sharded) like `index`."""
-  # Under a mesh with explicit axes JAX cannot infer a gather's output
-  # sharding from an unsharded table and sharded indices.
-  return table.at[index].get(out_sharding=jax.typeof(index).sharding)
-
-
-def quantize_blockwise(x: jax.Array, signed: bool,
-                       block_size: int = 256) -> BlockQuantized:
-  """Quantises `x` blockwise to 8-bit codes of the dynamic map.
-
-  Args:
-    x: a float array of any shape.
-    signed: use the signed map (any values) or the unsigned one (x >= 0).
-    block_size: elements per block sharing one float32 scale.
-
-  Returns:
-    The codes (uint8, x's shape) and each block's absmax (float32). A block
-    holding NaN gets a NaN absmax, so the NaN survives dequantisation.
-  """
-  blocks = _to_blocks(x.astype(jnp.float32), block_size)
-  absmax = jnp.max(jnp.abs(blocks), axis=1)
-  # XLA:CPU's fused max may skip NaN; a NaN moment must stay NaN, not
-  # become a number that hides the divergence.
-  absmax = jnp.where(jnp.isnan(blocks).any(axis=1), jnp.nan, absmax)
-  # An all-zero block keeps scale 0; dividing by 1 instead maps it to code 0.
-  normed = blocks / jnp.where(absmax > 0, absmax, 1.0)[:, None]
-  codes = _from_blocks(_nearest_code(normed, signed), x.shape)
-  return BlockQuantized(codes=codes, absmax=absmax)
-
-
-def dequantize_blockwise(q: BlockQuantized, signed: bool,
-                         block_size: int = 256) -> jax.Array:
-  """float32 values of `q`: map[code] times the block's absmax.
-
-  Args:
-    q: codes and scales from :func:`quantize_blockwise`.
-    signed: which map the codes index (as when quantising).
-    block_size: as when quantising.
-
-  Returns:
-    float32 array of q.codes' shape.
-  """
-  qmap, _ = _map_and_bounds(signed)
-  values = _lookup(jnp.asarray(qmap), q.codes)
-  blocks = _to_blocks(values, block_size) * q.absmax[:, None]
-  return _from_blocks(blocks, q.codes.shape)
-
-
-def _zeros_quantized(shape: tuple[int, ...], signed: bool,
-                     block_size: int) -> BlockQuantized:
-  """An all-zero array, quantised (the code of 0 and zero scales)."""
-  zero = _SIGNED_ZERO if signed else _UNSIGNED_ZERO
-  num_blocks = -(-math.prod(shape) // block_size)
-  return BlockQuantized(codes=jnp.full(shape, zero, jnp.uint8),
-                        absmax=jnp.zeros((num_blocks,), jnp.float32))
-
-
-# ----------------------------------------------------------------------------
 # Argument checks beyond adam_optax.check_hyperparameters.
 
 
-def _check_positive_int(name: str, value: Any) -> None:
-  """Raises ValueError unless `value` is a Python int >= 1."""
-  if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
-      or value < 1):
-    raise ValueError(
-        f'{name}={value!r} is invalid: it must be a Python integer >= 1 (it '
-        'fixes array shapes; with optax.inject_hyperparams pass '
-        "static_args=('block_size', 'min_8bit_size')).")
+def _check_sizes(**sizes: Any) -> None:
+  """Raises ValueError unless each size is a Python int >= 1 (tile_size may
+  be None, else a multiple of block_size)."""
+  for name, value in sizes.items():
+    if value is None and name == 'tile_size':
+      continue
+    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+        or value < 1):
+      raise ValueError(
+          f'{name}={value!r} is invalid: it must be a Python integer >= 1 '
+          '(it fixes array shapes; with optax.inject_hyperparams pass '
+          f'static_args={tuple(sizes)}).')
+  tile, block = sizes.get('tile_size'), sizes['block_size']
+  if tile is not None and tile % block:
+    raise ValueError(f'tile_size={tile!r} is invalid: it must be a multiple '
+                     f'of block_size={block!r} (or None).')
 
 
 def _reject_non_float(params: optax.Params) -> None:
@@ -290,6 +115,45 @@ def _reject_non_float(params: optax.Params) -> None:
       raise ValueError(
           f'adam_lowmem supports real floating parameters only; got a leaf '
           f'of dtype {dtype} and shape {jnp.shape(leaf)}.')
+
+
+# ----------------------------------------------------------------------------
+# What the quantised Adams share.
+
+# Elements per tile: the step's working memory is about 26 bytes per tile
+# element (about 0.2 MiB here, in the CPU's L2 cache), so a 1M-parameter model
+# pays under 0.25 bytes per parameter; larger tiles only save loop overhead.
+DEFAULT_TILE_SIZE = 2**13
+
+
+def _adam_arithmetic(b1: float, b2: float, eps: float, eps_root: float,
+                     count: jax.Array, g: jax.Array, m: jax.Array,
+                     v: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """(direction in g's dtype, float32 m_t, v_t) from m_{t-1}, v_{t-1}."""
+  # Bias corrections in float32 whatever the gradients' dtype: in bf16,
+  # 1 - 0.999**t rounds to 0 for small t.
+  bc1 = 1 - jnp.float32(b1)**count.astype(jnp.float32)
+  bc2 = 1 - jnp.float32(b2)**count.astype(jnp.float32)
+  # XLA:CPU contracts a * b + c * d into a fused multiply-add on one product
+  # or the other depending on what else shares the fusion, so the same code
+  # in a loop and outside it differed in the last bit. Rounding each product
+  # on its own (through an integer XOR with a zero XLA cannot see) makes the
+  # moments plain IEEE float32 arithmetic, the same bits in every context.
+  zero = jnp.minimum(count, 0).astype(jnp.uint32)
+  rounded = lambda x: jax.lax.bitcast_convert_type(
+      jax.lax.bitcast_convert_type(x, jnp.uint32) ^ zero, jnp.float32)
+  g32 = g.astype(jnp.float32)
+  m = rounded((1 - b1) * g32) + rounded(b1 * m)
+  v = rounded((1 - b2) * (g32 * g32)) + rounded(b2 * v)
+  u = (m / bc1) / (jnp.sqrt(v / bc2 + eps_root) + eps)
+  return u.astype(g.dtype), m, v
+
+
+def _zero_padding(x: jax.Array, valid: Optional[int]) -> jax.Array:
+  """`x` with the elements from index `valid` on set to 0 (None: all kept)."""
+  if valid is None:
+    return x
+  return jnp.where(jnp.arange(x.size) < valid, x, 0.0)
 
 
 # ----------------------------------------------------------------------------
@@ -320,10 +184,12 @@ def scale_by_adam_8bit(
     *,
     block_size: int = 256,
     min_8bit_size: int = 4096,
+    tile_size: Optional[int] = DEFAULT_TILE_SIZE,
 ) -> optax.GradientTransformation:
   r"""Adam's direction with both moments stored blockwise in 8 bits.
 
-  Each step, per leaf: dequantise :math:`m_{t-1}, v_{t-1}` to float32;
+  Each step, per leaf and tile by tile: dequantise
+  :math:`m_{t-1}, v_{t-1}` to float32;
   :math:`m_t = \beta_1 m_{t-1} + (1-\beta_1) g_t`,
   :math:`v_t = \beta_2 v_{t-1} + (1-\beta_2) g_t^2`;
   output :math:`\hat m_t / (\sqrt{\hat v_t + \bar\varepsilon} + \varepsilon)`
@@ -341,23 +207,29 @@ def scale_by_adam_8bit(
       uses 256: smaller blocks isolate outliers better, larger ones store
       fewer scales).
     min_8bit_size: leaves with fewer elements keep float32 moments.
+    tile_size: elements updated at a time, a multiple of block_size; the
+      step's float32 working memory is a few tiles. None updates a leaf at
+      once. Results are the same bits for every tile size.
 
   Returns:
     An ``optax.GradientTransformation`` whose state is a
     :class:`ScaleByAdam8bitState`; updates come back in the gradients' dtype.
+    The update of a quantised leaf is written into its gradient's buffer, so
+    inside a jitted step that buffer is reused, not copied.
 
   Raises:
     ValueError: on b1/b2 outside [0, 1), negative eps/eps_root, or a
-      block_size/min_8bit_size that is not a positive integer.
+      block_size/min_8bit_size/tile_size that is not a positive integer
+      (tile_size a multiple of block_size).
   """
   check_hyperparameters(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
-  _check_positive_int('block_size', block_size)
-  _check_positive_int('min_8bit_size', min_8bit_size)
+  _check_sizes(block_size=block_size, min_8bit_size=min_8bit_size,
+               tile_size=tile_size)
 
   def init_moment(p, signed):
     """A zero moment for leaf `p`: quantised if large, else float32."""
     if jnp.size(p) >= min_8bit_size:
-      return _zeros_quantized(jnp.shape(p), signed, block_size)
+      return quantize.zeros_8bit(jnp.shape(p), signed, block_size)
     return jnp.zeros(jnp.shape(p), jnp.float32)
 
   def init_fn(params):
@@ -366,18 +238,6 @@ def scale_by_adam_8bit(
         count=jnp.zeros([], jnp.int32),
         mu=jax.tree.map(lambda p: init_moment(p, True), params),
         nu=jax.tree.map(lambda p: init_moment(p, False), params))
-
-  def load(stored, signed):
-    """A stored moment as float32."""
-    if isinstance(stored, BlockQuantized):
-      return dequantize_blockwise(stored, signed, block_size)
-    return stored
-
-  def store(value, like, signed):
-    """A float32 moment in the storage format of `like`."""
-    if isinstance(like, BlockQuantized):
-      return quantize_blockwise(value, signed, block_size)
-    return value
 
   def update_fn(updates, state, params=None):
     del params
@@ -388,23 +248,35 @@ def scale_by_adam_8bit(
         shape=lambda m: (m.codes.shape if isinstance(m, BlockQuantized)
                          else jnp.shape(m)))
     count = optax.safe_increment(state.count)
-    # Bias corrections in float32 whatever the gradients' dtype: in bf16,
-    # 1 - 0.999**t rounds to 0 for small t.
-    bc1 = 1 - jnp.float32(b1)**count.astype(jnp.float32)
-    bc2 = 1 - jnp.float32(b2)**count.astype(jnp.float32)
+    adam = functools.partial(_adam_arithmetic, b1, b2, eps, eps_root)
+
+    def tile_step(g, codes, scales, valid, count):
+      """One tile: dequantise, Adam in float32, quantise."""
+      (mu_codes, nu_codes), (mu_absmax, nu_absmax) = codes, scales
+      u, m, v = adam(count, g, dequantize_blockwise(
+          BlockQuantized(mu_codes, mu_absmax), True, block_size),
+                     dequantize_blockwise(
+                         BlockQuantized(nu_codes, nu_absmax), False,
+                         block_size))
+      m, v = _zero_padding(m, valid), _zero_padding(v, valid)
+      qm = quantize_blockwise(m, True, block_size)
+      qv = quantize_blockwise(v, False, block_size)
+      return u, (qm.codes, qv.codes), (qm.absmax, qv.absmax)
 
     grads, treedef = jax.tree.flatten(updates)
-    mus = treedef.flatten_up_to(state.mu)
-    nus = treedef.flatten_up_to(state.nu)
     directions, new_mus, new_nus = [], [], []
-    for g, mu, nu in zip(grads, mus, nus):
-      g32 = g.astype(jnp.float32)
-      m = (1 - b1) * g32 + b1 * load(mu, True)
-      v = (1 - b2) * (g32 * g32) + b2 * load(nu, False)
-      u = (m / bc1) / (jnp.sqrt(v / bc2 + eps_root) + eps)
-      directions.append(u.astype(g.dtype))
-      new_mus.append(store(m, mu, True))
-      new_nus.append(store(v, nu, False))
+    for g, mu, nu in zip(grads, treedef.flatten_up_to(state.mu),
+                         treedef.flatten_up_to(state.nu)):
+      if isinstance(mu, BlockQuantized):
+        u, (mc, vc), (ma, va) = tiles.map_tiles(
+            tile_step, g, (mu.codes, nu.codes), (mu.absmax, nu.absmax),
+            block_size=block_size, tile_size=tile_size, count=count)
+        mu, nu = BlockQuantized(mc, ma), BlockQuantized(vc, va)
+      else:
+        u, mu, nu = adam(count, g, mu, nu)
+      directions.append(u)
+      new_mus.append(mu)
+      new_nus.append(nu)
     return (treedef.unflatten(directions),
             ScaleByAdam8bitState(count, treedef.unflatten(new_mus),
                                  treedef.unflatten(new_nus)))
@@ -421,6 +293,7 @@ def adam8bit(
     *,
     block_size: int = 256,
     min_8bit_size: int = 4096,
+    tile_size: Optional[int] = DEFAULT_TILE_SIZE,
 ) -> optax.GradientTransformationExtraArgs:
   """Adam with 8-bit blockwise moments (see :func:`scale_by_adam_8bit`).
 
@@ -432,6 +305,7 @@ def adam8bit(
     eps_root: added inside the square root, >= 0.
     block_size: elements per block sharing one float32 scale.
     min_8bit_size: leaves with fewer elements keep float32 moments.
+    tile_size: elements updated at a time (None: a leaf at once).
 
   Returns:
     An Optax gradient transformation; apply its updates with
@@ -453,7 +327,7 @@ def adam8bit(
   check_hyperparameters(learning_rate=learning_rate)
   return optax.chain(
       scale_by_adam_8bit(b1, b2, eps, eps_root, block_size=block_size,
-                         min_8bit_size=min_8bit_size),
+                         min_8bit_size=min_8bit_size, tile_size=tile_size),
       optax.scale_by_learning_rate(learning_rate))
 
 
@@ -468,6 +342,7 @@ def adamw8bit(
     *,
     block_size: int = 256,
     min_8bit_size: int = 4096,
+    tile_size: Optional[int] = DEFAULT_TILE_SIZE,
 ) -> optax.GradientTransformationExtraArgs:
   """AdamW (decoupled weight decay, as ``optax.adamw``) with 8-bit moments.
 
@@ -482,6 +357,7 @@ def adamw8bit(
       weight decay applies where True. None decays every leaf.
     block_size: elements per block sharing one float32 scale.
     min_8bit_size: leaves with fewer elements keep float32 moments.
+    tile_size: elements updated at a time (None: a leaf at once).
 
   Returns:
     An Optax gradient transformation; ``update`` needs ``params``.
@@ -492,7 +368,261 @@ def adamw8bit(
   check_hyperparameters(learning_rate=learning_rate, weight_decay=weight_decay)
   return optax.chain(
       scale_by_adam_8bit(b1, b2, eps, eps_root, block_size=block_size,
-                         min_8bit_size=min_8bit_size),
+                         min_8bit_size=min_8bit_size, tile_size=tile_size),
+      optax.add_decayed_weights(weight_decay, mask),
+      optax.scale_by_learning_rate(learning_rate))
+
+
+# ----------------------------------------------------------------------------
+# Adam with 4-bit moments.
+
+# The first moment's map (Li et al. 2023; torchao's AdamW4bit): the 4-bit
+# signed dynamic map. The second moment's: linear, and without zero, or (the
+# contrast Li et al. show failing) with it.
+_MU_MAP_4BIT = quantize.dynamic_map(signed=True, bits=4)
+_NU_MAPS_4BIT = {'linear': quantize.linear_map(zero=False),
+                 'linear_with_zero': quantize.linear_map(zero=True)}
+
+
+class Packed4bit(NamedTuple):
+  """Both Adam moments of one leaf, 4 bits each.
+
+  Attributes:
+    codes: uint8 in the leaf's shape: the first moment's code (an index into
+      the 4-bit signed dynamic map) in the high 4 bits, the second moment's
+      (into its linear map) in the low 4.
+    mu_absmax: float32 (num_blocks,), the first moment's block scales.
+    nu_absmax: float32 (num_blocks,), the second moment's.
+  """
+
+  codes: jax.Array
+  mu_absmax: jax.Array
+  nu_absmax: jax.Array
+
+
+class Float32Moments(NamedTuple):
+  """Both Adam moments of a leaf too small to quantise, in float32."""
+
+  mu: jax.Array
+  nu: jax.Array
+
+
+class ScaleByAdam4bitState(NamedTuple):
+  """State of :func:`scale_by_adam_4bit`.
+
+  Attributes:
+    count: int32 scalar, the number of updates so far (saturating).
+    moments: a pytree like the params whose leaves are :class:`Packed4bit`
+      or, for leaves with fewer than min_4bit_size elements,
+      :class:`Float32Moments`.
+  """
+
+  count: jax.Array
+  moments: Any
+
+
+def scale_by_adam_4bit(
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    *,
+    block_size: int = 128,
+    min_4bit_size: int = 4096,
+    tile_size: Optional[int] = DEFAULT_TILE_SIZE,
+    nu_map: str = 'linear',
+) -> optax.GradientTransformation:
+  r"""Adam's direction with both moments stored blockwise in 4 bits.
+
+  Li et al., "Memory Efficient Optimizers with 4-bit States" (NeurIPS 2023),
+  as torchao's AdamW4bit: blocks of 128, the first moment on the 4-bit
+  signed dynamic map, the second on a linear map without zero (a second
+  moment quantised to 0 under a non-zero first moment would make the step
+  m / eps). Each step, per leaf and tile by tile, exactly as
+  :func:`scale_by_adam_8bit`: dequantise, Adam's arithmetic in float32,
+  quantise. Both codes of an element share one byte, so the state is about
+  1.06 bytes per parameter (8-bit: 2.03; float32: 8).
+
+  Args:
+    b1: decay rate of the first moment, in [0, 1).
+    b2: decay rate of the second moment, in [0, 1).
+    eps: added to the denominator outside the square root, >= 0.
+    eps_root: added inside the square root, >= 0.
+    block_size: elements per block sharing one float32 scale per moment.
+    min_4bit_size: leaves with fewer elements keep float32 moments.
+    tile_size: elements updated at a time, a multiple of block_size; None
+      updates a leaf at once. Results are the same bits for every tile size.
+    nu_map: the second moment's map: 'linear' ((1..16) / 16, no zero), or
+      'linear_with_zero' ((0..15) / 15), plain linear quantisation, kept as
+      the contrast that fails (Li et al., Table 1).
+
+  Returns:
+    An ``optax.GradientTransformation`` whose state is a
+    :class:`ScaleByAdam4bitState`; updates come back in the gradients' dtype
+    (a quantised leaf's written into its gradient's buffer).
+
+  Raises:
+    ValueError: on b1/b2 outside [0, 1), negative eps/eps_root, sizes that
+      are not positive integers (tile_size a multiple of block_size), or an
+      unknown nu_map.
+  """
+  check_hyperparameters(b1=b1, b2=b2, eps=eps, eps_root=eps_root)
+  _check_sizes(block_size=block_size, min_4bit_size=min_4bit_size,
+               tile_size=tile_size)
+  if nu_map not in _NU_MAPS_4BIT:
+    raise ValueError(f'nu_map={nu_map!r} is invalid; accepted: '
+                     f'{", ".join(map(repr, _NU_MAPS_4BIT))}.')
+  pairs = quantize.pair_table(_MU_MAP_4BIT, _NU_MAPS_4BIT[nu_map])
+  # Codes of 0 in each map (the linear map has none: its smallest value,
+  # under a zero scale, is 0 as well).
+  zero_code = quantize.pack_nibbles(
+      np.uint8(np.flatnonzero(_MU_MAP_4BIT == 0)[0]), np.uint8(0))
+  adam = functools.partial(_adam_arithmetic, b1, b2, eps, eps_root)
+
+  def init_leaf(p):
+    """Zero moments for leaf `p`: packed 4-bit if large, else float32."""
+    shape = jnp.shape(p)
+    if jnp.size(p) >= min_4bit_size:
+      blocks = -(-jnp.size(p) // block_size)
+      return Packed4bit(codes=jnp.full(shape, zero_code, jnp.uint8),
+                        mu_absmax=jnp.zeros((blocks,), jnp.float32),
+                        nu_absmax=jnp.zeros((blocks,), jnp.float32))
+    return Float32Moments(jnp.zeros(shape, jnp.float32),
+                          jnp.zeros(shape, jnp.float32))
+
+  def init_fn(params):
+    _reject_non_float(params)
+    return ScaleByAdam4bitState(count=jnp.zeros([], jnp.int32),
+                                moments=jax.tree.map(init_leaf, params))
+
+  def scaled(normed, absmax):
+    """Map values (t,) times their blocks' scales."""
+    return (normed.reshape(-1, block_size) * absmax[:, None]).reshape(-1)
+
+  def tile_step(g, codes, scales, valid, count):
+    """One tile: one lookup for both moments, Adam in float32, quantise."""
+    (packed,), (mu_absmax, nu_absmax) = codes, scales
+    values = jnp.asarray(pairs)[packed]
+    u, m, v = adam(count, g, scaled(values[:, 0], mu_absmax),
+                   scaled(values[:, 1], nu_absmax))
+    m, v = _zero_padding(m, valid), _zero_padding(v, valid)
+    qm = quantize.quantize_4bit(m, _MU_MAP_4BIT, block_size)
+    qv = quantize.quantize_4bit(v, _NU_MAPS_4BIT[nu_map], block_size)
+    return (u, (quantize.pack_nibbles(qm.codes, qv.codes),),
+            (qm.absmax, qv.absmax))
+
+  is_moments = lambda x: isinstance(x, (Packed4bit, Float32Moments))
+
+  def update_fn(updates, state, params=None):
+    del params
+    check_updates_like(
+        updates, state.moments, 'scale_by_adam_4bit', is_leaf=is_moments,
+        shape=lambda m: (m.codes.shape if isinstance(m, Packed4bit)
+                         else m.mu.shape))
+    count = optax.safe_increment(state.count)
+    grads, treedef = jax.tree.flatten(updates)
+    directions, moments = [], []
+    for g, leaf in zip(grads, treedef.flatten_up_to(state.moments)):
+      if isinstance(leaf, Packed4bit):
+        u, (codes,), (mu_absmax, nu_absmax) = tiles.map_tiles(
+            tile_step, g, (leaf.codes,), (leaf.mu_absmax, leaf.nu_absmax),
+            block_size=block_size, tile_size=tile_size, count=count)
+        leaf = Packed4bit(codes, mu_absmax, nu_absmax)
+      else:
+        u, mu, nu = adam(count, g, leaf.mu, leaf.nu)
+        leaf = Float32Moments(mu, nu)
+      directions.append(u)
+      moments.append(leaf)
+    return (treedef.unflatten(directions),
+            ScaleByAdam4bitState(count, treedef.unflatten(moments)))
+
+  return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adam4bit(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    *,
+    block_size: int = 128,
+    min_4bit_size: int = 4096,
+    tile_size: Optional[int] = DEFAULT_TILE_SIZE,
+) -> optax.GradientTransformationExtraArgs:
+  """Adam with 4-bit blockwise moments (see :func:`scale_by_adam_4bit`).
+
+  Args:
+    learning_rate: a float >= 0 or a schedule (step -> learning rate).
+    b1: decay rate of the first moment, in [0, 1).
+    b2: decay rate of the second moment, in [0, 1).
+    eps: added to the denominator outside the square root, >= 0.
+    eps_root: added inside the square root, >= 0.
+    block_size: elements per block sharing one float32 scale per moment.
+    min_4bit_size: leaves with fewer elements keep float32 moments.
+    tile_size: elements updated at a time (None: a leaf at once).
+
+  Returns:
+    An Optax gradient transformation; apply its updates with
+    ``optax.apply_updates``.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> from adamjax.optim import lowmem
+    >>> tx = lowmem.adam4bit(learning_rate=0.1)
+    >>> state = tx.init(jnp.linspace(-1.0, 1.0, 10_000))
+    >>> moments = state[0].moments  # the chain's first part
+    >>> moments.codes.dtype, moments.codes.shape, moments.mu_absmax.shape
+    (dtype('uint8'), (10000,), (79,))
+  """
+  check_hyperparameters(learning_rate=learning_rate)
+  return optax.chain(
+      scale_by_adam_4bit(b1, b2, eps, eps_root, block_size=block_size,
+                         min_4bit_size=min_4bit_size, tile_size=tile_size),
+      optax.scale_by_learning_rate(learning_rate))
+
+
+def adamw4bit(
+    learning_rate: ScalarOrSchedule,
+    b1: float = 0.9,
+    b2: float = 0.999,
+    eps: float = 1e-8,
+    eps_root: float = 0.0,
+    weight_decay: ScalarOrSchedule = 1e-4,
+    mask: Optional[Union[Any, Callable[[optax.Params], Any]]] = None,
+    *,
+    block_size: int = 128,
+    min_4bit_size: int = 4096,
+    tile_size: Optional[int] = DEFAULT_TILE_SIZE,
+) -> optax.GradientTransformationExtraArgs:
+  """AdamW (decoupled weight decay, as ``optax.adamw``) with 4-bit moments.
+
+  Args:
+    learning_rate: a float >= 0 or a schedule.
+    b1: decay rate of the first moment, in [0, 1).
+    b2: decay rate of the second moment, in [0, 1).
+    eps: added to the denominator outside the square root, >= 0.
+    eps_root: added inside the square root, >= 0.
+    weight_decay: a float >= 0 or a schedule, multiplied by the learning rate.
+    mask: a pytree of bools like the params (or a callable returning one);
+      weight decay applies where True. None decays every leaf.
+    block_size: elements per block sharing one float32 scale per moment.
+    min_4bit_size: leaves with fewer elements keep float32 moments.
+    tile_size: elements updated at a time (None: a leaf at once).
+
+  Returns:
+    An Optax gradient transformation; ``update`` needs ``params``.
+
+  Raises:
+    ValueError: on an out-of-range concrete hyperparameter.
+  """
+  check_hyperparameters(learning_rate=learning_rate, weight_decay=weight_decay)
+  return optax.chain(
+      scale_by_adam_4bit(b1, b2, eps, eps_root, block_size=block_size,
+                         min_4bit_size=min_4bit_size, tile_size=tile_size),
       optax.add_decayed_weights(weight_decay, mask),
       optax.scale_by_learning_rate(learning_rate))
 

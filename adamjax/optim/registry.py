@@ -57,6 +57,8 @@ REGISTRY: dict[str, Entry] = {
     'adabelief': Entry(optax.adabelief, 1e-3),
     'adam8bit': Entry(lowmem.adam8bit, 1e-3),
     'adamw8bit': Entry(lowmem.adamw8bit, 1e-3),
+    'adam4bit': Entry(lowmem.adam4bit, 1e-3),
+    'adamw4bit': Entry(lowmem.adamw4bit, 1e-3),
 }
 OPTIMIZERS = {name: entry.factory for name, entry in REGISTRY.items()}
 DEFAULT_LEARNING_RATES = {name: e.learning_rate for name, e in REGISTRY.items()}
@@ -88,8 +90,8 @@ HYPERPARAMETERS: dict[str, Hyperparameter] = {
     'eps_root': Hyperparameter(float, 'Adam family: added inside the square '
                                'root', checks.NON_NEGATIVE),
     'weight_decay': Hyperparameter(float, 'decoupled weight decay (adamw, '
-                                   'nadamw, adamaxw, adamw8bit, ademamix, '
-                                   'cautious_adamw, lion)',
+                                   'nadamw, adamaxw, adamw8bit, adamw4bit, '
+                                   'ademamix, cautious_adamw, lion)',
                                    checks.NON_NEGATIVE),
     'momentum': Hyperparameter(float, 'momentum of sgd/rmsprop',
                                checks.BELOW_ONE),
