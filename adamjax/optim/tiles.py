@@ -10,18 +10,11 @@ its results back in place: the update into the gradient's buffer, the codes
 into the state's. Blocks never straddle tiles, so results do not depend on the
 tile size.
 
-Two XLA:CPU facts shape the loop:
-
-* A loop-carried buffer is updated in place only if every read of it happens
-  before the write. A tile read with ``dynamic_slice`` is fused into each of
-  its consumers, which XLA cannot order before the write, so it copies the
-  whole buffer every iteration; a tile read with a gather is computed once
-  into a tile-sized buffer, and the write can be in place.
-* The trip count is derived from the step counter, which XLA cannot fold, so a
-  one-tile loop stays a loop. Otherwise XLA would inline it and fuse the
-  update into whatever consumes it (the parameter update), contracting
-  multiplies and adds into different fused multiply-adds than in the loop:
-  results would then differ in the last bit between one tile and several.
+A loop-carried buffer is updated in place only if every read of it happens
+before the write. A tile read with ``dynamic_slice`` is fused into each of its
+consumers, which XLA:CPU cannot order before the write, so it copies the whole
+buffer every iteration; a tile read with a gather is computed once into a
+tile-sized buffer, and the write can be in place.
 """
 
 import functools
@@ -94,7 +87,7 @@ def map_tiles(step: TileStep, grad: jax.Array, codes: tuple[jax.Array, ...],
     block_size: elements per scale.
     tile_size: elements per tile, a multiple of block_size; None processes
       the leaf as one tile.
-    count: the step counter (an int32 >= 0 that XLA cannot fold).
+    count: the step counter, passed on to `step`.
 
   Returns:
     (update of grad's shape and dtype, new codes, new scales).
@@ -152,8 +145,6 @@ def map_tiles(step: TileStep, grad: jax.Array, codes: tuple[jax.Array, ...],
               tuple(lax.dynamic_update_slice(s, t, (start // block_size,))
                     for s, t in zip(new_scales, tile_scales)))
 
-    # A count XLA cannot fold keeps a one-tile loop a loop (module docstring).
-    trips = jnp.int32(trips) + jnp.minimum(count.astype(jnp.int32), 0)
     return lax.fori_loop(0, trips, body, carry)
 
   if full:
