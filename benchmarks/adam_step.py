@@ -16,13 +16,16 @@ medians. "same HLO" says whether ours and Optax compile to the same program
 up to names and metadata, in which case any gap between them is noise.
 
 With --lowmem (on by default; --no-lowmem leaves it out) the same rounds
-also time adam_lowmem's variants: 8-bit Adam on float32 params, and 8-bit
-Adam with Kahan compensation or stochastic rounding on bf16 params (bf16
+also time adam_lowmem's variants: 8-bit and 4-bit Adam on float32 params, and
+8-bit Adam with Kahan compensation or stochastic rounding on bf16 params (bf16
 gradients). A second table gives each against our float32 Adam and against
 its own floor: the measured floor time scaled by the bytes the variant must
-move per parameter (8-bit: 16, bf16 + 8-bit + Kahan: 14, bf16 + 8-bit +
-stochastic rounding: 10, against float32 Adam's 28), i.e. at the bandwidth
-the floor reached.
+move per parameter (8-bit: 16, 4-bit: 14, bf16 + 8-bit + Kahan: 14, bf16 +
+8-bit + stochastic rounding: 10, against float32 Adam's 28), i.e. at the
+bandwidth the floor reached. The quantised steps write their update into the
+gradient's buffer; here the gradient is an argument of the jitted step, which
+XLA does not let them overwrite, so their times include one copy of it (in a
+training step the gradient is a temporary of the same program and is reused).
 
 Usage, from the repository root:
 
@@ -47,8 +50,8 @@ from adamjax.optim import lowmem  # pylint: disable=g-import-not-at-top,wrong-im
 import adam_optax  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Low-memory variants: name -> (param dtype, optimizer factory, bytes a step
-# must read + write per parameter: p, g, m, v (+ the Kahan buffer) in, and
-# p, m, v (+ buffer) out; the per-block scales add 2 * 2 * 4 / 256).
+# must read + write per parameter: p, g, the codes (+ the Kahan buffer) in,
+# and p, the codes (+ buffer) out; the per-block scales add a little more).
 LOWMEM = {
     '8-bit': (jnp.float32, lambda: lowmem.adam8bit(1e-3), 16),
     '4-bit': (jnp.float32, lambda: lowmem.adam4bit(1e-3), 14),

@@ -120,10 +120,11 @@ def _reject_non_float(params: optax.Params) -> None:
 # ----------------------------------------------------------------------------
 # What the quantised Adams share.
 
-# Elements per tile: the step's working memory is about 26 bytes per tile
-# element (about 0.2 MiB here, in the CPU's L2 cache), so a 1M-parameter model
-# pays under 0.25 bytes per parameter; larger tiles only save loop overhead.
-DEFAULT_TILE_SIZE = 2**13
+# Elements per tile. The step's temporaries are a few float32 copies of a
+# tile, and XLA may keep two leaves' tiles at once: at 4,096 they stay under
+# 0.25 bytes per parameter from 1M parameters up (benchmarks/adam_memory.py);
+# larger tiles only save loop overhead.
+DEFAULT_TILE_SIZE = 2**12
 
 
 def _adam_arithmetic(b1: float, b2: float, eps: float, eps_root: float,
@@ -253,7 +254,8 @@ def scale_by_adam_8bit(
     def tile_step(g, codes, scales, valid, count):
       """One tile: dequantise, Adam in float32, quantise."""
       (mu_codes, nu_codes), (mu_absmax, nu_absmax) = codes, scales
-      u, m, v = adam(count, g, dequantize_blockwise(
+      # The update stays float32: map_tiles writes it in g's dtype.
+      u, m, v = adam(count, g.astype(jnp.float32), dequantize_blockwise(
           BlockQuantized(mu_codes, mu_absmax), True, block_size),
                      dequantize_blockwise(
                          BlockQuantized(nu_codes, nu_absmax), False,
@@ -503,7 +505,8 @@ def scale_by_adam_4bit(
     """One tile: one lookup for both moments, Adam in float32, quantise."""
     (packed,), (mu_absmax, nu_absmax) = codes, scales
     values = jnp.asarray(pairs)[packed]
-    u, m, v = adam(count, g, scaled(values[:, 0], mu_absmax),
+    u, m, v = adam(count, g.astype(jnp.float32),
+                   scaled(values[:, 0], mu_absmax),
                    scaled(values[:, 1], nu_absmax))
     m, v = _zero_padding(m, valid), _zero_padding(v, valid)
     qm = quantize.quantize_4bit(m, _MU_MAP_4BIT, block_size)
