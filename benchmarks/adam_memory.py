@@ -24,7 +24,7 @@ Models: the seed recipe's CNN (62,346 parameters), the paper's MLP
 
 Usage, from the repository root:
 
-  python benchmarks/adam_memory.py [--skip_family]
+  python benchmarks/adam_memory.py [--skip_family] [--family_variants ...]
 """
 
 import argparse
@@ -168,6 +168,9 @@ def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--skip_family', action='store_true',
                       help='leave out GPT-2 medium, large and XL')
+  parser.add_argument('--family_variants', nargs='+', default=list(variants()),
+                      choices=list(variants()),
+                      help='the variants compiled for the GPT-2 family')
   args = parser.parse_args()
   print(f'jax {jax.__version__}, optax {optax.__version__}, '
         f'{jax.devices()[0].device_kind}; XLA memory_analysis of compiled '
@@ -179,7 +182,7 @@ def main() -> None:
     return
   print(f'\nThe GPT-2 family: compiled step peak in GB, and whether it fits '
         f'in {DEVICE_BYTES / 2**30:.0f} GiB')
-  names = list(variants())
+  names = args.family_variants
   print(f'{"model":<14} {"params":>14} ' + ' '.join(
       f'{v:>22}' for v in names))
   for model, (layers, width) in GPT2.items():

@@ -265,20 +265,6 @@ def test_tiled_bf16_with_kahan_equals_untiled():
   assert untiled[0]['w'].dtype == jnp.bfloat16
 
 
-def test_bfloat16_rounding_by_hand_equals_xla_convert():
-  """The tiles' float32 -> bfloat16 rounding (integer operations, so that XLA
-  keeps the write in place) equals XLA's convert on every 4,099th bit
-  pattern: all signs, exponents, subnormals, infinities and NaNs."""
-  from adamjax.optim import tiles  # pylint: disable=g-import-not-at-top
-  x = np.arange(0, 2**32, 4099, dtype=np.uint64).astype(np.uint32).view(
-      np.float32)
-  x = np.concatenate([x, np.float32([np.nan, -np.nan, np.inf, 3.4028235e38])])
-  ours = jax.jit(tiles._round_to_bfloat16)(x)  # pylint: disable=protected-access
-  xla = jax.jit(lambda x: x.astype(jnp.bfloat16))(x)
-  np.testing.assert_array_equal(np.asarray(ours).view(np.uint16),
-                                np.asarray(xla).view(np.uint16))
-
-
 # ----------------------------------------------------------------------------
 # Memory, from XLA's analysis of compiled steps.
 
@@ -368,7 +354,8 @@ def test_sharded_4bit_and_8bit_steps_equal_unsharded_and_misfits_refused():
   """On 4 host devices with explicit axes, leaves split on their first axis
   in whole blocks step shard by shard with the single-device result; a leaf
   split on another axis, or in pieces that are not whole blocks, is refused
-  with its shape and sharding named."""
+  with its shape and sharding named. The trainer's ZeRO-1 split (Auto axes)
+  gives the single-device result too."""
   script = textwrap.dedent("""
       import jax, jax.numpy as jnp, numpy as np, optax
       from jax.sharding import NamedSharding, PartitionSpec as P
@@ -390,6 +377,19 @@ def test_sharded_4bit_and_8bit_steps_equal_unsharded_and_misfits_refused():
         codes = [x for x in jax.tree.leaves(got[1]) if x.dtype == jnp.uint8]
         assert codes and all(c.shape == (512, 64) for c in codes), codes
         assert all(len(c.sharding.device_set) == 4 for c in codes)
+      # The trainer's ZeRO-1: Auto axes, state split on its largest divisible
+      # axis; XLA partitions the loop itself, and the result is the same.
+      from adamjax.trainer import distributed
+      auto = distributed.make_mesh(4)
+      for tx in (lowmem.adam4bit(1e-3), lowmem.adam8bit(1e-3)):
+        params = {'w': jnp.linspace(-1, 1, 64 * 512).reshape(64, 512)}
+        grads = jax.tree.map(lambda p: jnp.sin(p * 7) + 0.1, params)
+        step = jax.jit(lambda g, s, p: tx.update(g, s, p))
+        want = step(grads, tx.init(params), params)
+        zero1 = jax.tree.map(lambda a: jax.device_put(
+            a, distributed._split_one_axis(a, auto)), tx.init(params))
+        jax.tree.map(np.testing.assert_array_equal,
+                     step(grads, zero1, params), want)
       tx = lowmem.adam4bit(1e-3)
       for shape, spec, words in (((64, 512), P(None, 'x'), 'first axis only'),
                                  ((4 * 100, 41), P('x'), 'straddle shards')):

@@ -34,29 +34,6 @@ TileStep = Callable[
     tuple[jax.Array, tuple[jax.Array, ...], tuple[jax.Array, ...]]]
 
 
-def _round_to_bfloat16(x: jax.Array) -> jax.Array:
-  """float32 `x` rounded to nearest-even bfloat16, in integer operations."""
-  x = lax.bitcast_convert_type(x, jnp.uint32)
-  rounded = (x + 0x7FFF + ((x >> 16) & 1)) >> 16
-  quiet_nan = ((x >> 16) & 0x8000) | 0x7FC0
-  is_nan = (x & 0x7FFFFFFF) > 0x7F800000
-  return lax.bitcast_convert_type(
-      jnp.where(is_nan, quiet_nan, rounded).astype(jnp.uint16), jnp.bfloat16)
-
-
-def _as(x: jax.Array, dtype) -> jax.Array:
-  """`x` as `dtype`: float32 to bfloat16 rounded by hand, a float of the
-  same width as an unsigned `dtype` reinterpreted, else converted first."""
-  if x.dtype == dtype:
-    return x
-  if x.dtype == jnp.float32 and dtype == jnp.bfloat16:
-    return _round_to_bfloat16(x)
-  width = jnp.dtype(dtype).itemsize
-  if x.dtype.itemsize != width:  # float32 into a float16 buffer's bits.
-    x = x.astype(jnp.dtype(f'float{8 * width}'))
-  return lax.bitcast_convert_type(x, dtype)
-
-
 def _read(flat: jax.Array, start: jax.Array, size: int,
           in_bounds: bool) -> jax.Array:
   """flat[start:start + size] as a gather, zero past the end."""
@@ -137,14 +114,18 @@ def map_tiles(step: TileStep, grad: jax.Array, codes: tuple[jax.Array, ...],
   padded = -(-size // block_size) * block_size
   tile = padded if tile_size is None else min(tile_size, padded)
   full, rest = divmod(size, tile)
-  # XLA rewrites a float32 update converted into a narrower buffer
-  # (DUS(g, convert(u)) -> convert(DUS(convert(g), u))), which copies the
-  # whole buffer per tile. bfloat16 is rounded by hand instead (no convert to
-  # move); other dtypes carry the buffer as raw bits, at the cost of one copy.
+  # A narrower gradient's buffer travels as raw bits: XLA rewrites a float32
+  # update converted into it (DUS(g, convert(u)) -> convert(DUS(convert(g),
+  # u))), and a bfloat16 one rounded by hand is not written in place either;
+  # either copies the whole buffer per tile. The bitcasts cost one copy of
+  # the gradient, so float32 goes as is.
   dtype = grad.dtype
-  bits = dtype if dtype in (jnp.float32, jnp.bfloat16) else jnp.dtype(
+  bits = dtype if dtype == jnp.float32 else jnp.dtype(
       f'uint{8 * dtype.itemsize}')
-  flat = (_as(grad.reshape(-1), bits),
+  as_bits = lambda x: x if bits == dtype else lax.bitcast_convert_type(x, bits)
+  from_bits = lambda x: (x if bits == dtype
+                         else lax.bitcast_convert_type(x, dtype))
+  flat = (as_bits(grad.reshape(-1)),
           tuple(c.reshape(-1) for c in codes),
           tuple(jnp.zeros_like(s) for s in scales))
 
@@ -156,13 +137,14 @@ def map_tiles(step: TileStep, grad: jax.Array, codes: tuple[jax.Array, ...],
       start = first + i * length
       in_bounds = valid is None
       u, tile_codes, tile_scales = step(
-          _as(_read(g, start, length, in_bounds), dtype),
+          from_bits(_read(g, start, length, in_bounds)),
           tuple(_read(c, start, length, in_bounds) for c in cs),
           tuple(lax.dynamic_slice(s, (start // block_size,),
                                   (length // block_size,)) for s in scales),
           valid, count)
       keep = length if valid is None else valid
-      return (lax.dynamic_update_slice(g, _as(u[:keep], bits), (start,)),
+      return (lax.dynamic_update_slice(
+          g, as_bits(u[:keep].astype(dtype)), (start,)),
               tuple(lax.dynamic_update_slice(c, t[:keep], (start,))
                     for c, t in zip(cs, tile_codes)),
               tuple(lax.dynamic_update_slice(s, t, (start // block_size,))
@@ -176,5 +158,6 @@ def map_tiles(step: TileStep, grad: jax.Array, codes: tuple[jax.Array, ...],
     flat = run(flat, full * tile, -(-rest // block_size) * block_size,
                None if rest % block_size == 0 else rest, 1)
   g, cs, new_scales = flat
-  return (_as(g, dtype).reshape(grad.shape), tuple(c.reshape(grad.shape) for c in cs),
+  return (from_bits(g).reshape(grad.shape),
+          tuple(c.reshape(grad.shape) for c in cs),
           new_scales)
