@@ -7,8 +7,9 @@ state is a quarter of float32 Adam's, but the peak of the step is above it.
 :func:`map_tiles` instead runs the update over a bounded number of blocks at a
 time (``lax.fori_loop``), so the float32 working set is one tile, and writes
 its results back in place: the update into the gradient's buffer, the codes
-into the state's. Blocks never straddle tiles, so results do not depend on the
-tile size.
+into the state's. Blocks never straddle tiles (and lowmem rounds each product
+of its arithmetic on its own, so XLA's fusion choices cannot change the
+bits), so results do not depend on the tile size.
 
 A loop-carried buffer is updated in place only if every read of it happens
 before the write. A tile read with ``dynamic_slice`` is fused into each of its
