@@ -60,7 +60,13 @@ def flush_subnormals(x):
 
 def reference_quantize(x, signed, block_size):
   """(codes, absmax, dequantised) by brute-force nearest value in float64."""
-  qmap = reference_map(signed)
+  return reference_blockwise(x, reference_map(signed), block_size,
+                             never_zero=not signed)
+
+
+def reference_blockwise(x, qmap, block_size, never_zero=False):
+  """(codes, absmax, dequantised) of x on `qmap` by brute force in float64;
+  with never_zero, positive values keep a positive code."""
   flat = flush_subnormals(np.asarray(x, np.float32).reshape(-1))
   n = flat.size
   blocks = np.pad(flat, (0, -n % block_size)).reshape(-1, block_size)
@@ -69,7 +75,7 @@ def reference_quantize(x, signed, block_size):
       blocks / np.where(absmax > 0, absmax, np.float32(1))[:, None])
   dist = np.abs(normed[..., None].astype(np.float64) - qmap.astype(np.float64))
   codes = dist.argmin(axis=-1)  # Ties go to the first, i.e. the lower value.
-  if not signed:  # A positive second moment never becomes 0.
+  if never_zero:  # A positive second moment never becomes 0.
     codes = np.where((normed > 0) & (codes == 0), 1, codes)
   values = qmap[codes] * absmax[:, None]
   unblock = lambda b: b.reshape(-1)[:n].reshape(np.shape(x))

@@ -21,7 +21,7 @@ import pytest
 
 from adamjax.optim import lowmem
 from adamjax.optim import quantize
-from tests.test_lowmem import flush_subnormals
+from tests.test_lowmem import reference_blockwise
 from tests.test_lowmem import reference_moments
 
 
@@ -61,21 +61,6 @@ OUR_MAPS = {
 }
 
 
-def reference_quantize_4bit(x, qmap, block_size):
-  """(codes, absmax, dequantised) by brute-force nearest value in float64."""
-  flat = flush_subnormals(np.asarray(x, np.float32).reshape(-1))
-  n = flat.size
-  blocks = np.pad(flat, (0, -n % block_size)).reshape(-1, block_size)
-  absmax = np.abs(blocks).max(axis=1)
-  normed = flush_subnormals(
-      blocks / np.where(absmax > 0, absmax, np.float32(1))[:, None])
-  dist = np.abs(normed[..., None].astype(np.float64) - qmap.astype(np.float64))
-  codes = dist.argmin(axis=-1)  # Ties go to the first, i.e. the lower value.
-  values = qmap[codes] * absmax[:, None]
-  unblock = lambda b: b.reshape(-1)[:n].reshape(np.shape(x))
-  return unblock(codes).astype(np.uint8), absmax, unblock(values)
-
-
 def test_4bit_maps_equal_the_independent_construction():
   """The signed map is the bit-pattern map (torchao's values); linear maps
   are k/16 (no zero) and k/15."""
@@ -98,8 +83,8 @@ def test_4bit_round_trip_matches_numpy_reference(name, shape, block_size):
   x.reshape(-1)[:block_size] = 0.0  # An all-zero block.
   q = quantize.quantize_4bit(jnp.asarray(x), OUR_MAPS[name], block_size)
   back = quantize.dequantize_4bit(q, OUR_MAPS[name], block_size)
-  codes, absmax, values = reference_quantize_4bit(x, REFERENCE_MAPS[name],
-                                                  block_size)
+  codes, absmax, values = reference_blockwise(x, REFERENCE_MAPS[name],
+                                              block_size)
   assert q.codes.dtype == jnp.uint8 and q.codes.shape == shape
   np.testing.assert_array_equal(q.absmax, absmax)
   np.testing.assert_array_equal(q.codes, codes)

@@ -497,17 +497,13 @@ def scale_by_adam_4bit(
     return ScaleByAdam4bitState(count=jnp.zeros([], jnp.int32),
                                 moments=jax.tree.map(init_leaf, params))
 
-  def scaled(normed, absmax):
-    """Map values (t,) times their blocks' scales."""
-    return (normed.reshape(-1, block_size) * absmax[:, None]).reshape(-1)
-
   def tile_step(g, codes, scales, valid, count):
     """One tile: one lookup for both moments, Adam in float32, quantise."""
     (packed,), (mu_absmax, nu_absmax) = codes, scales
     values = jnp.asarray(pairs)[packed]
     u, m, v = adam(count, g.astype(jnp.float32),
-                   scaled(values[:, 0], mu_absmax),
-                   scaled(values[:, 1], nu_absmax))
+                   quantize.scale_blocks(values[:, 0], mu_absmax, block_size),
+                   quantize.scale_blocks(values[:, 1], nu_absmax, block_size))
     m, v = _zero_padding(m, valid), _zero_padding(v, valid)
     qm = quantize.quantize_4bit(m, _MU_MAP_4BIT, block_size)
     qv = quantize.quantize_4bit(v, _NU_MAPS_4BIT[nu_map], block_size)

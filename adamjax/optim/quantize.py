@@ -48,6 +48,7 @@ __all__ = [
     'pack_nibbles',
     'quantize_4bit',
     'quantize_blockwise',
+    'scale_blocks',
     'unpack_nibbles',
 ]
 
@@ -248,9 +249,24 @@ def dequantize_blockwise(q: BlockQuantized, signed: bool,
     float32 array of q.codes' shape.
   """
   qmap, _ = _map_and_bounds(signed)
-  values = _lookup(jnp.asarray(qmap), q.codes)
-  blocks = _to_blocks(values, block_size) * q.absmax[:, None]
-  return _from_blocks(blocks, q.codes.shape)
+  return scale_blocks(_lookup(jnp.asarray(qmap), q.codes), q.absmax,
+                      block_size)
+
+
+def scale_blocks(values: jax.Array, absmax: jax.Array,
+                 block_size: int) -> jax.Array:
+  """Map values times their blocks' scales: the dequantised array.
+
+  Args:
+    values: float32 map values, in the array's shape.
+    absmax: float32 (num_blocks,), each block's scale.
+    block_size: elements per block of the row-major flattening.
+
+  Returns:
+    float32 array of values' shape.
+  """
+  blocks = _to_blocks(values, block_size) * absmax[:, None]
+  return _from_blocks(blocks, values.shape)
 
 
 def zeros_8bit(shape: tuple[int, ...], signed: bool,
@@ -323,9 +339,8 @@ def dequantize_4bit(q: BlockQuantized, qmap: np.ndarray,
   Returns:
     float32 array of q.codes' shape.
   """
-  values = _lookup(jnp.asarray(qmap), q.codes)
-  blocks = _to_blocks(values, block_size) * q.absmax[:, None]
-  return _from_blocks(blocks, q.codes.shape)
+  return scale_blocks(_lookup(jnp.asarray(qmap), q.codes), q.absmax,
+                      block_size)
 
 
 def pack_nibbles(high: jax.Array, low: jax.Array) -> jax.Array:
