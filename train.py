@@ -27,6 +27,7 @@ from adamjax.trainer import control
 from adamjax.trainer import distributed
 from adamjax.trainer import evaluation
 from adamjax.trainer import metrics_log
+from adamjax.trainer import objective
 from adamjax.trainer import setup as setup_lib
 from adamjax.trainer import steps as steps_lib
 from adamjax.trainer.train_state import TrainState
@@ -219,7 +220,8 @@ def _position(run: setup_lib.Run, state: TrainState) -> str:
 def _evaluate(run: setup_lib.Run, state: TrainState) -> dict[str, float]:
   """Loss and accuracy on the run's held-out split."""
   return evaluation.evaluate(
-      state, run.test, min(run.config.eval_batch_size, len(run.test.labels)))
+      state, run.test, min(run.config.eval_batch_size, len(run.test.labels)),
+      run.options.objective)
 
 
 def _epoch_metrics(run: setup_lib.Run, state: TrainState,
@@ -232,10 +234,11 @@ def _epoch_metrics(run: setup_lib.Run, state: TrainState,
   """
   steps = run.steps_per_epoch
   train_loss = float(state.loss_sum) / steps
-  control.check_divergence(train_loss, int(state.epoch),
-                           input_pipeline.NUM_CLASSES)
+  control.check_divergence(train_loss, int(state.epoch), objective.chance_loss(
+      run.options.objective, run.train.images.shape[1:],
+      input_pipeline.NUM_CLASSES))
   result = _evaluate(run, state)
-  return {
+  metrics = {
       'train_loss': train_loss,
       'train_accuracy': float(state.accuracy_sum) / steps,
       'epoch': int(state.epoch),
@@ -246,6 +249,10 @@ def _epoch_metrics(run: setup_lib.Run, state: TrainState,
       'images_per_s': (steps - done_before) * run.config.batch_size / max(
           watch.seconds - watch.compile_s, 1e-9),
   }
+  if run.options.objective != 'classify':
+    # The ELBO has no accuracy; a row of zeros would read as one.
+    del metrics['train_accuracy'], metrics[f'{run.eval_name}_accuracy']
+  return metrics
 
 
 def _progress_bar(run: setup_lib.Run, epoch: int, done: int) -> tqdm.tqdm:

@@ -1,11 +1,13 @@
 """The models for 28x28 grey-scale images, in Flax, and their registry.
 
-Every model maps images (N, 28, 28, 1) in [0, 1] to logits and takes
-`train`, which turns dropout on (its PRNG stream is 'dropout').
+Every classifier maps images (N, 28, 28, 1) in [0, 1] to logits and takes
+`train`, which turns dropout on (its PRNG stream is 'dropout'). The VAE maps
+them and the reparameterisation noise to its decoder's logits and q(z|x);
+OBJECTIVES says which loss the trainer gives each model.
 """
 
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -159,13 +161,67 @@ class LogisticRegression(nn.Module):
     return nn.Dense(self.num_classes)(x.reshape((x.shape[0], -1)))
 
 
+class VAE(nn.Module):
+  """Kingma & Ba (2015) section 6.4's VAE: 784-500-(50, 50) encoder, 50-500-784 decoder.
+
+  The latent prior is N(0, I); the decoder is Bernoulli over the pixels; the
+  hidden layers are softplus. Trained on the negative ELBO
+  (objective.negative_elbo), by the trainer (model 'vae') or by
+  experiments/vae_grid.py's vmapped grid.
+
+  Attributes:
+    hidden: softplus units in the encoder's and the decoder's hidden layer.
+    latent: dimensions of the Gaussian latent variable.
+    pixels: dimensions of the (flattened) data.
+  """
+  hidden: int = 500
+  latent: int = 50
+  pixels: int = 784
+
+  def setup(self):
+    """The five dense layers (named so the parameter tree reads clearly)."""
+    self.encoder_hidden = nn.Dense(self.hidden)
+    self.encoder_mean = nn.Dense(self.latent)
+    self.encoder_log_variance = nn.Dense(self.latent)
+    self.decoder_hidden = nn.Dense(self.hidden)
+    self.decoder_logits = nn.Dense(self.pixels)
+
+  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """q(z|x): the mean and log-variance (N, latent) of flattened x (N, 784)."""
+    h = nn.softplus(self.encoder_hidden(x))
+    return self.encoder_mean(h), self.encoder_log_variance(h)
+
+  def decode(self, z: jax.Array) -> jax.Array:
+    """p(x|z): the Bernoulli logits (N, pixels) of latent samples z."""
+    return self.decoder_logits(nn.softplus(self.decoder_hidden(z)))
+
+  def __call__(self, x: jax.Array, noise: Optional[jax.Array] = None
+               ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Encodes x, samples z = mean + sigma * noise, decodes.
+
+    Args:
+      x: the data (N, pixels), or images (N, 28, 28, 1), in [0, 1].
+      noise: standard normal draws (N, latent), the reparameterisation
+        noise; None decodes the posterior mean (z = mean).
+
+    Returns:
+      (logits (N, pixels), mean (N, latent), log_variance (N, latent)).
+    """
+    mean, log_variance = self.encode(x.reshape((x.shape[0], -1)))
+    z = mean if noise is None else mean + jnp.exp(0.5 * log_variance) * noise
+    return self.decode(z), mean, log_variance
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     'cnn': CNN,
     'cnn_wide': functools.partial(CNN, features=(64, 128)),
     'cnn_fast': FastCNN,
     'mlp': MLP,
     'logreg': LogisticRegression,
+    'vae': VAE,
 }
+# The loss the trainer gives each model (objective.py); 'classify' if absent.
+OBJECTIVES = {'vae': 'elbo'}
 
 
 def create_model(name: str, **options: Any) -> nn.Module:

@@ -20,6 +20,7 @@ from adamjax.optim import registry
 from adamjax.trainer import checkpointing
 from adamjax.experiments import compare
 from adamjax.experiments import report
+from adamjax.experiments import study
 from adamjax.common import errors
 from adamjax.data import input_pipeline
 from adamjax.trainer import metrics_log
@@ -87,10 +88,10 @@ class Recorder:
       self.batches.setdefault(self.current, []).append(np.asarray(indices))
       return indices
 
-    def recording_evaluate(state, split, batch_size):
+    def recording_evaluate(state, split, batch_size, *args):
       self.evaluated.setdefault(self.current, []).append(
           _digest(split.images, split.labels))
-      return evaluate(state, split, batch_size)
+      return evaluate(state, split, batch_size, *args)
 
     monkeypatch.setattr(setup, 'setup', recording_setup)
     monkeypatch.setattr(order, 'epoch_batches', recording_batches)
@@ -499,7 +500,10 @@ def test_workloads_are_the_schemas_and_set_their_recipe(tmp_path):
                                fashion_mnist_dir='/data/fashion')
   mlp = compare.workload_config(config, 'mnist_mlp')
   assert (mlp.model, mlp.dropout_rate, mlp.target_accuracy, mlp.workloads,
-          mlp.data_dir) == ('mlp', 0.5, 0.98, (), str(tmp_path))
+          mlp.data_dir) == ('mlp', 0.5, 0.97, (), str(tmp_path))
+  vae = compare.workload_config(config, 'mnist_vae')
+  assert (vae.model, vae.metric, vae.lr_search_metric, vae.target_accuracy) == (
+      'vae', 'elbo', 'val_loss', -115.0)
   fashion = compare.workload_config(config, 'fashion_cnn')
   assert (fashion.dataset, fashion.data_dir, fashion.model) == (
       'fashion_mnist', '/data/fashion', 'cnn')
@@ -554,3 +558,62 @@ def test_workloads_give_performance_profiles(tmp_path, monkeypatch):
   assert table[3].startswith('| sgd | 4 | inf | 0.00 | 0.50 |')
   png = (tmp_path / 'study' / 'performance_profile.png').read_bytes()
   assert png.startswith(b'\x89PNG') and len(png) > 5_000
+
+
+def test_the_vae_workload_is_ranked_by_its_test_elbo(tmp_path):
+  """mnist_vae: the same trainer, ranked by the ELBO (minus the test loss),
+  searched on the validation loss; no accuracy anywhere."""
+  make_tiny_mnist(str(tmp_path))
+  config = tiny_compare_config(
+      str(tmp_path), optimizers=('adam', 'sgd'), workloads=('mnist_vae',),
+      lr_search_trials=2, seeds=(0, 1), num_epochs=1, log_every_steps=0)
+  config.learning_rates.adam = None
+  config.learning_rates.optax_adam = None
+  compare.run(config, str(tmp_path / 'study'))
+  folder = tmp_path / 'study' / 'mnist_vae'
+  summary = {r['optimizer']: r for r in _read_csv(folder / 'summary.csv')}
+  elbos = {}
+  for name in ('adam', 'sgd'):
+    finals = []
+    for seed in (0, 1):
+      rows = metrics_log.read_metrics(str(folder / 'runs' / name /
+                                          f'seed_{seed}'))
+      assert 'test_loss' in rows[-1] and 'test_accuracy' not in rows[-1]
+      finals.append(-rows[-1]['test_loss'])
+    elbos[name] = np.mean(finals)
+    assert float(summary[name]['final_test_elbo']) == pytest.approx(
+        elbos[name], abs=1e-4)
+    # The search's winner has the lowest validation loss of its trials.
+    trials = [r for r in _read_csv(folder / 'lr_search.csv')
+              if r['optimizer'] == name]
+    chosen, = [r for r in trials if r['chosen'] == 'yes']
+    assert float(chosen['val_loss']) == min(float(r['val_loss'])
+                                            for r in trials)
+    assert chosen['val_accuracy'] == ''
+  better = max(elbos, key=elbos.get)
+  assert summary[better]['rank'] == '1'
+  assert 'final_test_elbo_ci95' in summary[better]
+  stored = json.load(open(folder / compare.COMPARISON_FILE))
+  assert (stored['metric'], stored['lr_search_trials']) == ('elbo', 2)
+  # The study report reads the same folder: ELBOs in nats, the best first.
+  text = study.write_report([str(tmp_path / 'study')], str(tmp_path / 'out'))
+  first = [l for l in text.splitlines() if l.startswith('| 1 | ')][0]
+  assert first.startswith(f'| 1 | {better} | ')
+  assert f'{elbos[better]:.2f} nats [' in first
+  assert (tmp_path / 'out' / 'mnist_vae' / 'runs.csv').exists()
+
+
+@pytest.mark.parametrize('overrides, message', [
+    ({'model': 'vae'}, "config.metric='accuracy'.*elbo for config.model='vae'"),
+    ({'metric': 'elbo'}, "config.metric='elbo'.*accuracy for config.model"),
+    ({'model': 'vae', 'metric': 'elbo', 'lr_search_metric': 'val_loss'},
+     r'config.target_accuracy=0.99.*ELBO in nats, < 0'),
+    ({'model': 'vae', 'metric': 'elbo', 'target_accuracy': -100.0},
+     "config.lr_search_metric='val_accuracy'.*val_loss or train_loss"),
+    ({'target_accuracy': -100.0},
+     r'config.target_accuracy=-100.0.*accuracy in \(0, 1\]'),
+])
+def test_a_metric_that_does_not_fit_the_model_is_named(tmp_path, overrides,
+                                                       message):
+  with pytest.raises(errors.ConfigError, match=message):
+    compare.check_config(tiny_compare_config(str(tmp_path), **overrides))

@@ -23,6 +23,7 @@ from adamjax.optim import registry
 from adamjax.optim import schedules
 from adamjax.data import order
 from adamjax.experiments import vae_grid
+from adamjax.trainer import objective
 
 
 def parameter_count(tree):
@@ -45,7 +46,7 @@ def test_paper_model_parameter_counts(name, options, expected):
 
 def test_vae_parameter_count_and_shapes():
   """784-500-(50, 50) encoder and 50-500-784 decoder, each with biases."""
-  model = vae_grid.VAE()
+  model = models.VAE()
   params = vae_grid.init_params(model, 0)
   shapes = jax.tree.map(jnp.shape, params)
   assert shapes == {
@@ -95,7 +96,7 @@ def numpy_negative_elbo(params, x, noise):
 
 def test_vae_loss_matches_an_independent_numpy_elbo():
   """The model's loss on a tiny batch equals the ELBO computed by hand."""
-  model = vae_grid.VAE(hidden=7, latent=3, pixels=12)
+  model = models.VAE(hidden=7, latent=3, pixels=12)
   params = vae_grid.init_params(model, 1)
   # Larger biases than the initialiser's zeros, so every term matters.
   params = jax.tree.map(
@@ -107,7 +108,7 @@ def test_vae_loss_matches_an_independent_numpy_elbo():
   x[1] = 1.0
   noise = rng.standard_normal((5, 3)).astype(np.float32)
   logits, mean, log_var = model.apply({'params': params}, x, noise)
-  got = vae_grid.negative_elbo(logits, x, mean, log_var)
+  got = objective.negative_elbo(logits, x, mean, log_var)
   want = numpy_negative_elbo(params, x.astype(np.float64), noise)
   np.testing.assert_allclose(np.asarray(got), want, rtol=2e-5)
   # batch_loss draws its noise from the key: the same noise, the same mean.
@@ -145,7 +146,7 @@ def sequential_adam(model, params, images, batch_indices, data_key, rate,
 @pytest.mark.parametrize('correction', [True, False])
 def test_vmapped_lanes_equal_separate_runs(correction):
   """Each lane of a cell is exactly the run of its rate on its own."""
-  model = vae_grid.VAE(hidden=8, latent=2)
+  model = models.VAE(hidden=8, latent=2)
   params = vae_grid.init_params(model, 0)
   images = jnp.asarray(np.random.default_rng(0).integers(
       0, 256, (40, 28, 28, 1), np.uint8))

@@ -124,7 +124,7 @@ def test_time_to_target_sums_the_epochs_through_the_first_reaching_one():
           dict(epoch=2, test_accuracy=0.9, val_accuracy=0.7, epoch_time_s=2.0),
           dict(epoch=3, test_accuracy=0.8, val_accuracy=0.8, epoch_time_s=1.0)]
   assert report.first_reaching(rows, 0.8) == 1
-  assert report.first_reaching(rows, 0.8, key='val_accuracy') == 2
+  assert report.first_reaching(rows, 0.8, split='val') == 2
   assert report.time_to_target(rows, 0.8) == (2, 5.0)
   assert report.time_to_target(rows, 0.95) == (None, None)
   # Compilation is left out of the training time.

@@ -170,10 +170,10 @@ def test_validation_split_is_evaluated_and_the_test_split_never(
   sizes = []
   original = evaluation.evaluate
 
-  def recording_evaluate(state, split, batch_size):
+  def recording_evaluate(state, split, batch_size, *args):
     """Records the size of every split evaluated."""
     sizes.append(len(split.labels))
-    return original(state, split, batch_size)
+    return original(state, split, batch_size, *args)
 
   monkeypatch.setattr(evaluation, 'evaluate', recording_evaluate)
   train.train_and_evaluate(
@@ -238,10 +238,10 @@ def test_a_stop_requested_during_the_last_evaluation_is_not_lost(
   import signal  # pylint: disable=g-import-not-at-top
   original = evaluation.evaluate
 
-  def evaluate_then_signal(state, split, batch_size):
+  def evaluate_then_signal(state, split, batch_size, *args):
     """Evaluates, with a SIGTERM arriving meanwhile."""
     signal.raise_signal(signal.SIGTERM)
-    return original(state, split, batch_size)
+    return original(state, split, batch_size, *args)
 
   monkeypatch.setattr(evaluation, 'evaluate', evaluate_then_signal)
   with pytest.raises(errors.InterruptedRun,

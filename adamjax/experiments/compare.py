@@ -11,6 +11,7 @@ report.py makes the tables, figures.py the figures. Into the workdir go:
   lr_search/<optimizer>/lr_<rate>/  the search runs (config.lr_search): the
   lr_search/<optimizer>/trial_<i>/  rate grid, or lr_search_trials quasi-
                                     random trials of rate and hyperparameters
+  comparison.json                   the comparison's config (the protocol)
   lr_search.md, .csv, .json         each setting's result; chosen settings
   runs/<optimizer>/seed_<seed>/     one run: metrics.jsonl, config.json,
                                     checkpoints, tensorboard
@@ -31,6 +32,7 @@ from absl import logging
 import ml_collections
 import numpy as np
 
+from adamjax import models
 from adamjax import schema
 from adamjax.common import checks
 from adamjax.common import errors
@@ -47,11 +49,11 @@ import train
 COMPARE_FIELDS = tuple(schema.COMPARISON)
 
 # Rank keys of a grid point's last epoch, larger is better (the second entry
-# breaks ties).
+# breaks ties; the VAE has no accuracy).
 SEARCH_METRICS = {
     'val_accuracy': lambda m: (m['val_accuracy'], -m['val_loss']),
-    'val_loss': lambda m: (-m['val_loss'], m['val_accuracy']),
-    'train_loss': lambda m: (-m['train_loss'], m['val_accuracy']),
+    'val_loss': lambda m: (-m['val_loss'], m.get('val_accuracy', 0.0)),
+    'train_loss': lambda m: (-m['train_loss'], m.get('val_accuracy', 0.0)),
 }
 # The config.optimizer fields that are not hyperparameters.
 _NOT_HPARAMS = ('name', 'learning_rate')
@@ -71,9 +73,10 @@ class Workload(NamedTuple):
 
   Attributes:
     overrides: config fields this workload sets, the same for every
-      optimizer (a recipe from configs/: model, batch size, ...).
-    target: the test accuracy whose epoch of first reaching it the
-      performance profiles compare.
+      optimizer (a recipe from configs/: model, batch size, ...; the metric
+      that ranks the optimizers, config.metric).
+    target: the value of the test metric (config.metric) whose epoch of
+      first reaching it the performance profiles compare.
   """
   overrides: dict[str, Any]
   target: float
@@ -86,14 +89,21 @@ WORKLOADS = {
     # The paper's models (configs/kingma_ba_mlp.py, kingma_ba_logreg.py).
     'mnist_mlp': Workload({'model': 'mlp', 'dropout_rate': 0.5,
                            'batch_size': 128, 'grad_chunks': 1,
-                           'steps_per_dispatch': 6}, 0.98),
+                           'steps_per_dispatch': 6}, 0.97),
     'mnist_logreg': Workload({'model': 'logreg', 'l2': 1e-4,
                               'batch_size': 128, 'grad_chunks': 1,
                               'steps_per_dispatch': 13}, 0.92),
+    # The paper's VAE (section 6.4, batch 100), ranked by its test ELBO in
+    # nats (larger is better) and searched on the validation loss (the
+    # negative ELBO): it has no accuracy.
+    'mnist_vae': Workload({'model': 'vae', 'batch_size': 100,
+                           'grad_chunks': 1, 'metric': 'elbo',
+                           'lr_search_metric': 'val_loss'}, -115.0),
 }
 # Ratios to the fastest optimizer at which the profiles are drawn.
 PROFILE_TAUS = tuple(float(t) for t in np.linspace(1.0, 4.0, 61))
 DIVERGED_FILE = 'diverged.txt'
+COMPARISON_FILE = 'comparison.json'
 RUNS_DIR, SEARCH_DIR = 'runs', 'lr_search'
 
 
@@ -136,6 +146,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     errors.ConfigError: naming the bad field or entry.
   """
   schema.validate(config)
+  _check_metric(config)
   low_high = tuple(config.lr_search_range)
   if len(low_high) != 2 or not low_high[0] < low_high[1]:
     raise errors.ConfigError(
@@ -156,6 +167,25 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise errors.ConfigError(
             f'config.optimizers entry {name!r} (learning rate {rate:g}): '
             f'{e}') from e
+
+
+def _check_metric(config: ml_collections.ConfigDict) -> None:
+  """The metric fits the model, and the target and the search the metric."""
+  elbo = models.OBJECTIVES.get(config.model) == 'elbo'
+  if (config.metric == 'elbo') != elbo:
+    checks.fail('config.metric', config.metric,
+                f'{"elbo" if elbo else "accuracy"} for config.model='
+                f'{config.model!r}')
+  if elbo and not config.target_accuracy < 0:
+    checks.fail('config.target_accuracy', config.target_accuracy,
+                'an ELBO in nats, < 0, with config.metric=elbo')
+  if not elbo and not config.target_accuracy > 0:
+    checks.fail('config.target_accuracy', config.target_accuracy,
+                'an accuracy in (0, 1] with config.metric=accuracy')
+  if elbo and config.lr_search_metric == 'val_accuracy':
+    checks.fail('config.lr_search_metric', config.lr_search_metric,
+                'val_loss or train_loss with config.metric=elbo (the VAE '
+                'has no accuracy)')
 
 
 def run_config(config: ml_collections.ConfigDict, name: str,
@@ -416,6 +446,9 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # The loss figure reads TensorBoard's events: fail now, not after training.
   report.tensorboard_reader()
   os.makedirs(workdir, exist_ok=True)
+  # The protocol as run (budget, seeds, metric, target), for the study report.
+  with open(os.path.join(workdir, COMPARISON_FILE), 'w') as f:
+    f.write(config.to_json_best_effort(indent=2) + '\n')
   start = time.perf_counter()
   searched, chosen_hparams = {}, {}
   to_search = [n for n in config.optimizers
@@ -440,19 +473,21 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
                   os.path.join(workdir, RUNS_DIR, name, f'seed_{seed}'),
                   name, rates[name], seed, config.report_only)
         for seed in config.seeds]
-  target = config.target_accuracy
-  intervals = report.accuracy_intervals(results)
+  target, metric = config.target_accuracy, config.metric
+  intervals = report.accuracy_intervals(results, metric)
   summary = report.with_ranks(
       [report.summary_row(name, rates[name], hparams[name], results[name],
-                          target, intervals.get(name))
+                          target, intervals.get(name), metric)
        for name in config.optimizers], intervals)
-  runs = [report.run_row(r, target) for name in config.optimizers
+  runs = [report.run_row(r, target, metric) for name in config.optimizers
           for r in results[name]]
-  tables.write_table(os.path.join(workdir, 'summary'), report.SUMMARY_HEADER,
-                     summary)
-  tables.write_csv(os.path.join(workdir, 'runs.csv'), report.RUNS_HEADER, runs)
+  summary_header = report.summary_header(metric)
+  tables.write_table(os.path.join(workdir, 'summary'), summary_header, summary)
+  tables.write_csv(os.path.join(workdir, 'runs.csv'),
+                   report.runs_header(metric), runs)
   paths = figures.write_figures(workdir, labels, results, intervals,
-                                config.loss_smoothing, target, config.dpi)
+                                config.loss_smoothing, target, config.dpi,
+                                metric)
   identical = report.identical_pairs(results)
   identical_text = ''.join(
       f'{a} and {b}: every logged step loss and epoch metric bitwise equal '
@@ -463,7 +498,7 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
         f'{len(config.seeds)} seeds in {time.perf_counter() - start:.0f} s; '
         f'wrote {", ".join(paths)}, summary.md, summary.csv, runs.csv in '
         f'{workdir}', flush=True)
-  print(tables.markdown_table(report.SUMMARY_HEADER, summary), flush=True)
+  print(tables.markdown_table(summary_header, summary), flush=True)
   print(identical_text or 'No two optimizers gave bitwise identical runs.',
         flush=True)
   return {'learning_rates': rates, 'summary': summary, 'runs': runs,

@@ -175,41 +175,76 @@ def accuracy_figure(series: Sequence[tuple[str, Sequence[Sequence[float]]]],
 
 def ranking_figure(entries: Sequence[tuple[str, statistics.Interval, int]],
                    dpi: int,
-                   styles: Optional[Sequence[dict[str, Any]]] = None
-                   ) -> Figure:
-  """Final test accuracy per optimizer: mean and 95% interval, ranked.
+                   styles: Optional[Sequence[dict[str, Any]]] = None,
+                   metric: str = 'accuracy') -> Figure:
+  """The final test metric per optimizer: mean and 95% interval, ranked.
 
   Args:
-    entries: (label, interval of the final test accuracy, rank) per
+    entries: (label, interval of the final test metric, rank) per
       optimizer, in any order; drawn by mean, best on top.
     dpi: the resolution.
     styles: each entry's optimizer_style (its colour and marker); None: one
       colour.
+    metric: a key of report.METRICS (accuracy is drawn in percent).
   """
+  words = report.METRICS[metric][0]
+  fig = plotting.new_figure((FIGSIZE[0], 1.0 + 0.35 * len(entries)), dpi)
+  _draw_ranking(fig.add_subplot(), entries, styles, metric, True)
+  # Over the whole figure: long labels leave the axes too narrow for it.
+  fig.suptitle(f'Final {words}: mean and 95% bootstrap interval over '
+               'seeds\n(a shared rank: the seeds cannot separate them)',
+               fontsize='medium')
+  return fig
+
+
+def ranking_panels(panels: Sequence[tuple[str, str, Sequence[tuple[
+    str, statistics.Interval, int]]]], dpi: int) -> Figure:
+  """Small multiples of ranking_figure: one panel per workload of a study.
+
+  Args:
+    panels: (title, metric, entries) per workload; entries as in
+      ranking_figure, labelled by registry name (which sets each one's
+      optimizer_style, the same in every panel).
+    dpi: the resolution.
+  """
+  columns = 2 if len(panels) > 1 else 1
+  rows = -(-len(panels) // columns)
+  most = max(len(entries) for _, _, entries in panels)
+  fig = plotting.new_figure((12.0, rows * (0.9 + 0.3 * most)), dpi)
+  for i, (title, metric, entries) in enumerate(panels):
+    ax = fig.add_subplot(rows, columns, i + 1)
+    _draw_ranking(ax, entries, [optimizer_style(name) for name, _, _ in
+                                entries], metric, False)
+    ax.set_title(title, fontsize='medium')
+  fig.suptitle('Final test metric per workload: mean and 95% bootstrap '
+               'interval over seeds, best on top (a shared rank: the seeds '
+               'cannot separate them)', fontsize='medium')
+  return fig
+
+
+def _draw_ranking(ax: Any, entries: Sequence[tuple[str, statistics.Interval,
+                                                   int]],
+                  styles: Optional[Sequence[dict[str, Any]]], metric: str,
+                  seeds_in_labels: bool) -> None:
+  """Draws ranking_figure's dots, intervals and ranks into `ax`."""
+  words, scale, unit = report.METRICS[metric]
   styles = styles or [optimizer_style('', 0)] * len(entries)
   ordered = sorted(zip(entries, styles), key=lambda e: e[0][1].mean)
-  fig = plotting.new_figure((FIGSIZE[0], 1.0 + 0.35 * len(ordered)), dpi)
-  ax = fig.add_subplot()
   for y, ((text, interval, rank), style) in enumerate(ordered):
-    ax.errorbar([100 * interval.mean], [y], xerr=[[100 * (interval.mean -
-                                                        interval.low)],
-                                                  [100 * (interval.high -
-                                                          interval.mean)]],
+    ax.errorbar([scale * interval.mean], [y],
+                xerr=[[scale * (interval.mean - interval.low)],
+                      [scale * (interval.high - interval.mean)]],
                 fmt=style['marker'], color=style['color'], capsize=3)
-    ax.annotate(f'rank {rank}', (100 * interval.high, y),
+    ax.annotate(f'rank {rank}', (scale * interval.high, y),
                 xytext=(6, 0), textcoords='offset points', va='center',
                 fontsize='small')
   ax.set_yticks(range(len(ordered)),
-                [f'{text} ({interval.count} seeds)'
-                 for (text, interval, _), _ in ordered], fontsize='small')
-  ax.set_xlabel('final test accuracy (%)')
-  # Over the whole figure: long labels leave the axes too narrow for it.
-  fig.suptitle('Final test accuracy: mean and 95% bootstrap interval over '
-               'seeds\n(a shared rank: the seeds cannot separate them)',
-               fontsize='medium')
+                [f'{text} ({interval.count} seeds)' if seeds_in_labels
+                 else text for (text, interval, _), _ in ordered],
+                fontsize='small')
+  ax.set_xlabel(f'final {words} ({unit.strip()})')
   ax.grid(True, axis='x', alpha=0.3)
   ax.margins(x=0.25)  # Room for the rank beside the best interval.
-  return fig
 
 
 def save_profile_figure(profiles: dict[str, np.ndarray],
@@ -241,7 +276,8 @@ def save_profile_figure(profiles: dict[str, np.ndarray],
 def write_figures(workdir: str, labels: dict[str, str],
                   results: dict[str, list[report.Result]],
                   intervals: dict[str, statistics.Interval], smoothing: float,
-                  target: float, dpi: int) -> list[str]:
+                  target: float, dpi: int,
+                  metric: str = 'accuracy') -> list[str]:
   """Draws loss.png and accuracy.png from the runs.
 
   Args:
@@ -251,11 +287,13 @@ def write_figures(workdir: str, labels: dict[str, str],
       drawn.
     intervals: report.accuracy_intervals(results), for the ranking.
     smoothing: the loss curves' EMA weight.
-    target: the test accuracy drawn as a dashed line.
+    target: the test metric's value drawn as a dashed line.
     dpi: the resolution.
+    metric: a key of report.METRICS.
 
   Returns:
-    The PNG files' paths: loss, accuracy and (when some optimizer has a
+    The PNG files' paths: loss (when the runs logged step losses),
+    accuracy (the test metric per epoch) and (when some optimizer has a
     complete run) ranking.
   """
   losses, accuracies, styles = [], [], []
@@ -267,18 +305,24 @@ def write_figures(workdir: str, labels: dict[str, str],
     curves = [report.step_losses(r.workdir) for r in shown]
     losses.append((labels[name], [c[0] for c in curves],
                    [c[1] for c in curves]))
-    accuracies.append((labels[name], [[row['test_accuracy'] for row in r.rows]
-                                      for r in shown]))
-  paths = [os.path.join(workdir, 'loss.png'),
-           os.path.join(workdir, 'accuracy.png')]
-  plotting.save_png(loss_figure(losses, smoothing, dpi, styles), paths[0])
-  plotting.save_png(accuracy_figure(accuracies, target, dpi, 'test accuracy',
-                                    styles), paths[1])
+    accuracies.append((labels[name], [[report.score(row, metric)
+                                       for row in r.rows] for r in shown]))
+  paths = []
+  # Runs with config.log_every_steps = 0 logged no step losses.
+  if any(len(l) for _, _, per_seed in losses for l in per_seed):
+    paths.append(os.path.join(workdir, 'loss.png'))
+    plotting.save_png(loss_figure(losses, smoothing, dpi, styles), paths[-1])
+  words, _, unit = report.METRICS[metric]
+  paths.append(os.path.join(workdir, 'accuracy.png'))
+  plotting.save_png(accuracy_figure(
+      accuracies, target, dpi,
+      words if unit == '%' else f'{words} ({unit.strip()})', styles),
+                    paths[-1])
   if intervals:
     ranks = statistics.significance_ranks(intervals)
     paths.append(os.path.join(workdir, 'ranking.png'))
     plotting.save_png(ranking_figure(
         [(labels[name], i, ranks[name]) for name, i in intervals.items()],
-        dpi, [optimizer_style(name, k) for k, name in enumerate(intervals)]),
-                      paths[-1])
+        dpi, [optimizer_style(name, k) for k, name in enumerate(intervals)],
+        metric), paths[-1])
   return paths

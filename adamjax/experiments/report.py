@@ -15,6 +15,20 @@ from adamjax.common import errors
 from adamjax.experiments import statistics
 from adamjax.trainer import metrics_log
 
+# What a comparison ranks by (config.metric), larger is better: its name in
+# the tables' columns, in words, the factor and unit it is shown in.
+METRICS = {
+    'accuracy': ('test accuracy', 100.0, '%'),
+    # The ELBO is a lower bound on log p(x) to maximise: -(negative ELBO).
+    'elbo': ('test ELBO', 1.0, ' nats'),
+}
+
+
+def _header(columns: tuple[str, ...], metric: str) -> tuple[str, ...]:
+  """The columns with 'accuracy' named after the metric."""
+  return tuple(c.replace('accuracy', metric) for c in columns)
+
+
 SUMMARY_HEADER = ('optimizer', 'learning_rate', 'hyperparameters', 'seeds',
                   'final_test_accuracy', 'final_test_accuracy_std',
                   'best_test_accuracy', 'final_train_loss',
@@ -24,6 +38,31 @@ SUMMARY_HEADER = ('optimizer', 'learning_rate', 'hyperparameters', 'seeds',
 RUNS_HEADER = ('optimizer', 'learning_rate', 'seed', 'final_test_accuracy',
                'best_test_accuracy', 'best_epoch', 'final_train_loss',
                'epoch_to_target', 'time_to_target_s', 'train_time_s', 'status')
+
+
+def summary_header(metric: str = 'accuracy') -> tuple[str, ...]:
+  """SUMMARY_HEADER for a comparison ranked by `metric` (a key of METRICS)."""
+  return _header(SUMMARY_HEADER, metric)
+
+
+def runs_header(metric: str = 'accuracy') -> tuple[str, ...]:
+  """RUNS_HEADER for a comparison ranked by `metric` (a key of METRICS)."""
+  return _header(RUNS_HEADER, metric)
+
+
+def score(row: dict[str, Any], metric: str = 'accuracy',
+          split: str = 'test') -> float:
+  """An epoch row's value of the metric, larger is better.
+
+  Args:
+    row: a metrics.jsonl row.
+    metric: a key of METRICS: the split's accuracy, or its ELBO (minus the
+      mean negative ELBO the trainer logs as the loss).
+    split: 'test' or 'val'.
+  """
+  if metric == 'elbo':
+    return -row[f'{split}_loss']
+  return row[f'{split}_accuracy']
 SEARCH_HEADER = ('optimizer', 'learning_rate', 'val_accuracy', 'val_loss',
                  'train_loss', 'chosen', 'status', 'hyperparameters')
 
@@ -110,36 +149,40 @@ def step_losses(workdir: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def first_reaching(rows: Sequence[dict[str, Any]], target: float,
-                   key: str = 'test_accuracy') -> Optional[int]:
+                   metric: str = 'accuracy',
+                   split: str = 'test') -> Optional[int]:
   """The first row at or above a target.
 
   Args:
     rows: a run's metrics.jsonl rows, one per epoch.
     target: the value to reach.
-    key: the metric compared.
+    metric: the metric compared (see score).
+    split: 'test' or 'val'.
 
   Returns:
-    The index of the first row whose `key` is >= target, or None.
+    The index of the first row whose score is >= target, or None.
   """
   for i, row in enumerate(rows):
-    if row[key] >= target:
+    if score(row, metric, split) >= target:
       return i
   return None
 
 
-def time_to_target(rows: Sequence[dict[str, Any]], target: float
+def time_to_target(rows: Sequence[dict[str, Any]], target: float,
+                   metric: str = 'accuracy'
                    ) -> tuple[Optional[int], Optional[float]]:
   """(epoch, training seconds up to it) of the first row at the target.
 
   Args:
     rows: a run's metrics.jsonl rows, one per epoch.
-    target: the test accuracy to reach.
+    target: the test metric's value to reach.
+    metric: a key of METRICS.
 
   Returns:
     The epoch and the training time through it: the epochs' epoch_time_s
     less their compile_time_s; (None, None) if no epoch reaches the target.
   """
-  reached = first_reaching(rows, target)
+  reached = first_reaching(rows, target, metric)
   if reached is None:
     return None, None
   return rows[reached]['epoch'], sum(
@@ -172,12 +215,14 @@ def finished(results: Sequence[Result]) -> list[Result]:
           [r for r in results if not r.diverged and r.rows])
 
 
-def run_row(result: Result, target: float) -> list[Any]:
+def run_row(result: Result, target: float,
+            metric: str = 'accuracy') -> list[Any]:
   """One runs.csv row for a finished, partial or diverged run.
 
   Args:
     result: the run.
-    target: the test accuracy whose first epoch and time the row gives.
+    target: the test metric's value whose first epoch and time the row gives.
+    metric: a key of METRICS.
 
   Returns:
     The row in RUNS_HEADER's order; '' where there is no value.
@@ -186,9 +231,9 @@ def run_row(result: Result, target: float) -> list[Any]:
   if result.diverged or not rows:
     return [result.name, result.learning_rate, result.seed] + [''] * 7 + [
         'diverged' if result.diverged else 'no epochs']
-  accuracies = [r['test_accuracy'] for r in rows]
+  accuracies = [score(r, metric) for r in rows]
   best = int(np.argmax(accuracies))
-  epoch, seconds = time_to_target(rows, target)
+  epoch, seconds = time_to_target(rows, target, metric)
   return [result.name, result.learning_rate, result.seed, accuracies[-1],
           accuracies[best], rows[best]['epoch'], rows[-1]['train_loss'],
           '' if epoch is None else epoch,
@@ -198,25 +243,28 @@ def run_row(result: Result, target: float) -> list[Any]:
           f'partial: {len(rows)} of {result.num_epochs} epochs']
 
 
-def final_accuracy_interval(results: Sequence[Result]
+def final_accuracy_interval(results: Sequence[Result],
+                            metric: str = 'accuracy'
                             ) -> Optional[statistics.Interval]:
-  """The 95% bootstrap interval of the mean final test accuracy.
+  """The 95% bootstrap interval of the mean final test metric.
 
   Args:
     results: one optimizer's runs, one per seed.
+    metric: a key of METRICS.
 
   Returns:
     Over its complete runs only (a partial run's last epoch is not final);
     None if there is none.
   """
-  finals = [r.rows[-1]['test_accuracy'] for r in results if r.complete]
+  finals = [score(r.rows[-1], metric) for r in results if r.complete]
   return statistics.bootstrap_interval(finals) if finals else None
 
 
-def accuracy_intervals(results: dict[str, Sequence[Result]]
+def accuracy_intervals(results: dict[str, Sequence[Result]],
+                       metric: str = 'accuracy'
                        ) -> dict[str, statistics.Interval]:
   """{optimizer: final_accuracy_interval} for those with a complete run."""
-  intervals = {name: final_accuracy_interval(runs)
+  intervals = {name: final_accuracy_interval(runs, metric)
                for name, runs in results.items()}
   return {name: i for name, i in intervals.items() if i is not None}
 
@@ -240,7 +288,8 @@ def with_ranks(summary: list[list[Any]],
 
 def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
                 results: Sequence[Result], target: float,
-                interval: Optional[statistics.Interval]) -> list[Any]:
+                interval: Optional[statistics.Interval],
+                metric: str = 'accuracy') -> list[Any]:
   """One summary row: an optimizer's means over finished() runs.
 
   Args:
@@ -248,8 +297,10 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
     learning_rate: its rate.
     hparams: from compare.hyperparameters.
     results: its runs, one per seed.
-    target: the test accuracy whose first epoch and time the row gives.
+    target: the test metric's value whose first epoch and time the row
+      gives.
     interval: final_accuracy_interval(results), computed once by the caller.
+    metric: a key of METRICS.
 
   Returns:
     The row in SUMMARY_HEADER's order, numbers formatted as text; the rank
@@ -264,12 +315,12 @@ def summary_row(name: str, learning_rate: float, hparams: dict[str, Any],
   if not shown:
     status = 'diverged' if any(r.diverged for r in results) else 'not run'
     return [name, learning_rate, extra, seeds, status] + [''] * 10
-  final = [r.rows[-1]['test_accuracy'] for r in shown]
-  best = [max(row['test_accuracy'] for row in r.rows) for r in shown]
+  final = [score(r.rows[-1], metric) for r in shown]
+  best = [max(score(row, metric) for row in r.rows) for r in shown]
   loss = [r.rows[-1]['train_loss'] for r in shown]
   epochs, reached, times = [], [], []
   for r in shown:
-    epoch, seconds = time_to_target(r.rows, target)
+    epoch, seconds = time_to_target(r.rows, target, metric)
     epochs.append('—' if epoch is None else str(epoch))
     if seconds is not None:
       reached.append(epoch)

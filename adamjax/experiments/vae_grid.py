@@ -23,7 +23,6 @@ import time
 from typing import Any, Optional
 
 from absl import logging
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -31,6 +30,7 @@ import numpy as np
 import optax
 
 import adam_optax
+from adamjax import models
 from adamjax import schema
 from adamjax.common import errors
 with errors.optional_packages(('matplotlib',), "the VAE grid's figures need",
@@ -50,68 +50,6 @@ GRID_HEADER = ('bias_correction', 'b1', 'b2', 'log10_learning_rate',
 DIVERGED_LOSS = 1e4
 
 
-class VAE(nn.Module):
-  """The section 6.4 VAE: 784-500-(50, 50) encoder, 50-500-784 decoder.
-
-  The latent prior is N(0, I); the decoder is Bernoulli over the pixels.
-
-  Attributes:
-    hidden: softplus units in the encoder's and the decoder's hidden layer.
-    latent: dimensions of the Gaussian latent variable.
-    pixels: dimensions of the (flattened) data.
-  """
-  hidden: int = 500
-  latent: int = 50
-  pixels: int = 784
-
-  def setup(self):
-    """The five dense layers (named so the parameter tree reads clearly)."""
-    self.encoder_hidden = nn.Dense(self.hidden)
-    self.encoder_mean = nn.Dense(self.latent)
-    self.encoder_log_variance = nn.Dense(self.latent)
-    self.decoder_hidden = nn.Dense(self.hidden)
-    self.decoder_logits = nn.Dense(self.pixels)
-
-  def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """q(z|x): the mean and log-variance (N, latent) of flattened x (N, 784)."""
-    h = nn.softplus(self.encoder_hidden(x))
-    return self.encoder_mean(h), self.encoder_log_variance(h)
-
-  def decode(self, z: jax.Array) -> jax.Array:
-    """p(x|z): the Bernoulli logits (N, pixels) of latent samples z."""
-    return self.decoder_logits(nn.softplus(self.decoder_hidden(z)))
-
-  def __call__(self, x: jax.Array,
-               noise: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Encodes x, samples z = mean + sigma * noise, decodes.
-
-    Args:
-      x: flattened data (N, pixels) in [0, 1].
-      noise: standard normal draws (N, latent), the reparameterisation noise.
-
-    Returns:
-      (logits (N, pixels), mean (N, latent), log_variance (N, latent)).
-    """
-    mean, log_variance = self.encode(x)
-    z = mean + jnp.exp(0.5 * log_variance) * noise
-    return self.decode(z), mean, log_variance
-
-
-def negative_elbo(logits: jax.Array, x: jax.Array, mean: jax.Array,
-                  log_variance: jax.Array) -> jax.Array:
-  """Per-example -log p(x|z) + KL(q(z|x) || N(0, I)), in nats.
-
-  Args:
-    logits: Bernoulli logits (N, pixels) of p(x|z) at the sampled z.
-    x: the data (N, pixels) in [0, 1].
-    mean: q(z|x)'s mean (N, latent).
-    log_variance: q(z|x)'s log-variance (N, latent).
-  """
-  reconstruction = optax.sigmoid_binary_cross_entropy(logits, x).sum(-1)
-  kl = -0.5 * jnp.sum(1 + log_variance - mean**2 - jnp.exp(log_variance), -1)
-  return reconstruction + kl
-
-
 def flatten(images: jax.Array) -> jax.Array:
   """The images as the VAE's flat float32 inputs (N, 784) in [0, 1].
 
@@ -121,7 +59,7 @@ def flatten(images: jax.Array) -> jax.Array:
   return objective.preprocess(images).reshape(images.shape[0], -1)
 
 
-def batch_loss(params: Any, model: VAE, x: jax.Array,
+def batch_loss(params: Any, model: models.VAE, x: jax.Array,
                rng: jax.Array) -> jax.Array:
   """The minibatch-mean negative ELBO of one sample, in nats per example.
 
@@ -133,10 +71,10 @@ def batch_loss(params: Any, model: VAE, x: jax.Array,
   """
   noise = jax.random.normal(rng, (x.shape[0], model.latent), x.dtype)
   logits, mean, log_variance = model.apply({'params': params}, x, noise)
-  return negative_elbo(logits, x, mean, log_variance).mean()
+  return objective.negative_elbo(logits, x, mean, log_variance).mean()
 
 
-def init_params(model: VAE, seed: int) -> Any:
+def init_params(model: models.VAE, seed: int) -> Any:
   """The model's initial parameters, the same for every run of the grid.
 
   Args:
@@ -196,7 +134,7 @@ def init_lanes(tx: optax.GradientTransformation, params: Any,
   return jax.vmap(lane)(learning_rates)
 
 
-def make_train_epoch(model: VAE, tx: optax.GradientTransformation):
+def make_train_epoch(model: models.VAE, tx: optax.GradientTransformation):
   """Builds the jitted epoch: lax.scan over steps, vmap over lanes.
 
   Args:
@@ -435,7 +373,7 @@ def run(config: ml_collections.ConfigDict,
   schema.validate(config)
   images = jax.device_put(load_images(config))
   os.makedirs(os.path.join(workdir, CELLS_DIR), exist_ok=True)
-  model = VAE(hidden=config.hidden, latent=config.latent,
+  model = models.VAE(hidden=config.hidden, latent=config.latent,
               pixels=int(np.prod(images.shape[1:])))
   params = init_params(model, config.seed)
   settings = cell_settings(config)

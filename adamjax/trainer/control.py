@@ -1,6 +1,5 @@
 """When a run stops: signals (save, then stop) and divergence rules."""
 
-import math
 import signal
 import threading
 
@@ -10,7 +9,7 @@ import numpy as np
 from adamjax.common import errors
 
 
-# Times ln(num_classes), the loss of a uniform guess (see check_divergence).
+# Times the loss of a uniform guess (see check_divergence).
 DIVERGENCE_FACTOR = 10
 
 
@@ -61,13 +60,14 @@ def check_losses(losses: np.ndarray, first_step: int) -> None:
         'NaN/inf. Try a smaller learning rate or --config.grad_clip_norm.')
 
 
-def check_divergence(train_loss: float, epoch: int, num_classes: int) -> None:
-  """Raises DivergedError if train_loss > DIVERGENCE_FACTOR * ln(num_classes).
+def check_divergence(train_loss: float, epoch: int, chance_loss: float) -> None:
+  """Raises DivergedError if train_loss > DIVERGENCE_FACTOR * chance_loss.
 
-  This catches divergence with finite losses (a learning rate of 1e6 gives
-  losses around 1e20).
+  chance_loss is a uniform guess's (objective.chance_loss: ln(classes) for a
+  classifier). This catches divergence with finite losses (a learning rate of
+  1e6 gives losses around 1e20).
   """
-  limit = DIVERGENCE_FACTOR * math.log(num_classes)
+  limit = DIVERGENCE_FACTOR * chance_loss
   if train_loss > limit:
     raise errors.DivergedError(
         f'Training diverged: epoch {epoch} mean training loss {train_loss:.4g}'

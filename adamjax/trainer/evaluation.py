@@ -1,5 +1,7 @@
 """Exact evaluation: every example once, padded batches masked out."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,22 +12,22 @@ from adamjax.trainer import objective
 from adamjax.trainer.train_state import TrainState
 
 
-@jax.jit
+@functools.partial(jax.jit, static_argnames='kind')
 def eval_step(
     state: TrainState, images: jax.Array, labels: jax.Array,
-    mask: jax.Array
+    mask: jax.Array, kind: str = 'classify'
 ) -> tuple[jax.Array, jax.Array]:
   """Summed loss and number correct over the examples where `mask` is True."""
-  losses, logits = objective.loss_and_logits(state.eval_params,
-                                             state.apply_fn, images, labels)
-  correct = jnp.argmax(logits, -1) == labels
+  # Only the objective: the evaluated loss is never label-smoothed.
+  losses, correct = objective.example_losses(
+      state.eval_params, state.apply_fn, images, labels,
+      options=objective.StepOptions(objective=kind))
   return jnp.sum(losses, where=mask), jnp.sum(correct, where=mask)
 
 
 def evaluate(
     state: TrainState, split: input_pipeline.Split,
-    batch_size: int
-) -> dict[str, float]:
+    batch_size: int, kind: str = 'classify') -> dict[str, float]:
   """Loss and accuracy over every example exactly once.
 
   The last batch is padded to full size (one compiled shape) and the padding
@@ -36,9 +38,11 @@ def evaluate(
     state: the TrainState to evaluate.
     split: NumPy arrays or arrays on the device.
     batch_size: examples per forward pass.
+    kind: the objective, one of objective.OBJECTIVES.
 
   Returns:
-    {'loss': mean loss, 'accuracy': fraction correct}.
+    {'loss': mean loss, 'accuracy': fraction correct}; the ELBO's accuracy
+    is 0 (it has none).
   """
   mesh = distributed.mesh_of(state)
   if mesh is not None:
@@ -54,6 +58,7 @@ def evaluate(
     images = np.pad(images, [(0, pad)] + [(0, 0)] * (images.ndim - 1))
     labels = np.pad(labels, (0, pad))
     batch_loss, batch_correct = eval_step(state, *distributed.feed(
-        (images, labels, np.arange(batch_size) < valid), mesh))
+        (images, labels, np.arange(batch_size) < valid), mesh),
+                                          kind=kind)
     loss_sum, correct = loss_sum + batch_loss, correct + batch_correct
   return {'loss': float(loss_sum) / n, 'accuracy': int(correct) / n}

@@ -234,9 +234,10 @@ def format_epoch(metrics: dict[str, Any]) -> str:
   """One human line for an epoch's metrics (test or validation)."""
   split = 'val' if 'val_loss' in metrics else 'test'
   name = 'validation' if split == 'val' else 'test'
+  accuracy = (f", {name} accuracy {100 * metrics[split + '_accuracy']:.2f}%"
+              if split + '_accuracy' in metrics else '')
   return (f"epoch {metrics['epoch']}: train loss {metrics['train_loss']:.4f}, "
-          f"{name} loss {metrics[split + '_loss']:.4f}, {name} accuracy "
-          f"{100 * metrics[split + '_accuracy']:.2f}%, "
+          f"{name} loss {metrics[split + '_loss']:.4f}{accuracy}, "
           f"{metrics['epoch_time_s']:.1f} s{_compiling(metrics)}, "
           f"{metrics['images_per_s']:.0f} images/s")
 

@@ -103,7 +103,8 @@ def setup(config: ml_collections.ConfigDict, workdir: str,
     raise errors.ConfigError(f'config.model={config.model!r}: {e}') from e
   options = objective.StepOptions(
       label_smoothing=float(config.label_smoothing), l2=float(config.l2),
-      augment_shift=config.augment_shift, ema_decay=config.ema_decay)
+      augment_shift=config.augment_shift, ema_decay=config.ema_decay,
+      objective=models.OBJECTIVES.get(config.model, 'classify'))
   train, test = input_pipeline.load_dataset(config.dataset, config.data_dir)
   eval_name = 'test'
   if config.validation_examples:

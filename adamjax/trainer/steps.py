@@ -39,7 +39,8 @@ def train_step(
 
   Returns:
     The new state (one batch further, metric sums updated) and this batch's
-    {'loss', 'accuracy'} from before the step; the loss includes the L2 term.
+    {'loss', 'accuracy'} from before the step; the loss includes the L2 term
+    (the ELBO's accuracy is 0: it has none).
   """
   images, labels = batch
   rng = order.step_key(state.data_key, state.epoch, state.position)
@@ -48,24 +49,23 @@ def train_step(
     images = objective.random_shift(augment_rng, images, options.augment_shift)
 
   def chunk_loss(params, chunk_images, chunk_labels, chunk_rng):
-    """The chunk's share of the batch-mean loss, and its logits."""
-    losses, logits = objective.loss_and_logits(
+    """The chunk's share of the batch-mean loss, and which it got right."""
+    losses, correct = objective.example_losses(
         params, state.apply_fn, chunk_images, chunk_labels, chunk_rng,
-        options.label_smoothing)
+        options)
     # Dividing by 1 (one chunk) is exact, so grad_chunks=1 is bit-identical
     # to the plain batch mean.
-    return losses.mean() / grad_chunks, logits
+    return losses.mean() / grad_chunks, correct
 
-  losses, logits, label_chunks, grads = [], [], [], []
+  losses, correct, grads = [], [], []
   for i, (chunk_images, chunk_labels) in enumerate(zip(
       xla_cpu.chunks(images, grad_chunks, mesh),
       xla_cpu.chunks(labels, grad_chunks, mesh))):
-    (chunk_mean, chunk_logits), chunk_grads = jax.value_and_grad(
+    (chunk_mean, chunk_correct), chunk_grads = jax.value_and_grad(
         chunk_loss, has_aux=True)(state.params, chunk_images, chunk_labels,
                                   jax.random.fold_in(dropout_rng, i))
     losses.append(chunk_mean)
-    logits.append(chunk_logits)
-    label_chunks.append(chunk_labels)
+    correct.append(chunk_correct)
     grads.append(chunk_grads)
   add = lambda *xs: functools.reduce(operator.add, xs)
   loss, grads = add(*losses), jax.tree.map(add, *grads)
@@ -75,9 +75,7 @@ def train_step(
     loss = loss + options.l2 * penalty
     grads = jax.tree.map(lambda g, p: g + options.l2 * p, grads,
                          penalty_grads)
-  # Labels in chunk order, like the logits (on one device XLA folds it away).
-  accuracy = jnp.mean(jnp.argmax(jnp.concatenate(logits), -1) ==
-                      jnp.concatenate(label_chunks))
+  accuracy = jnp.mean(jnp.concatenate(correct))
   state = state.apply_gradients(grads=grads)
   if options.ema_decay is not None:
     state = state.replace(ema_params=optax.incremental_update(
