@@ -40,7 +40,7 @@ COPIED = ('comparison.json', 'summary.md', 'summary.csv', 'runs.csv',
           'lr_search.md', 'lr_search.csv', 'lr_search.json', 'identical.txt')
 
 
-class Workload(NamedTuple):
+class FinishedWorkload(NamedTuple):
   """One finished comparison, as read from its folder.
 
   Attributes:
@@ -62,7 +62,7 @@ class Workload(NamedTuple):
     return self.config.get('metric', 'accuracy')
 
 
-def find_workloads(studies: Sequence[str]) -> list[Workload]:
+def find_workloads(studies: Sequence[str]) -> list[FinishedWorkload]:
   """Every finished comparison in the study folders, in the order given.
 
   Args:
@@ -104,11 +104,11 @@ def find_workloads(studies: Sequence[str]) -> list[Workload]:
         summary = list(csv.DictReader(f))
       with open(os.path.join(folder, 'runs.csv'), newline='') as f:
         runs = list(csv.reader(f))[1:]
-      found.append(Workload(name, folder, config, summary, runs))
+      found.append(FinishedWorkload(name, folder, config, summary, runs))
   return found
 
 
-def final_intervals(workload: Workload) -> dict[str, statistics.Interval]:
+def final_intervals(workload: FinishedWorkload) -> dict[str, statistics.Interval]:
   """Each optimizer's bootstrap interval of its finished seeds' final metric."""
   column = report.runs_header(workload.metric).index(
       f'final_test_{workload.metric}')
@@ -135,7 +135,7 @@ def _setting(row: dict[str, str]) -> str:
   return ', '.join(parts)
 
 
-def _budget(workload: Workload) -> str:
+def _budget(workload: FinishedWorkload) -> str:
   """The protocol as run, in one sentence."""
   c = workload.config
   trials = (f'{c["lr_search_trials"]} quasi-random trials'
@@ -157,7 +157,7 @@ def _value(x: float, metric: str) -> str:
   return f'{scale * x:.2f}{unit}'
 
 
-def workload_table(workload: Workload) -> tuple[list[str], list[list[str]]]:
+def workload_table(workload: FinishedWorkload) -> tuple[list[str], list[list[str]]]:
   """The ranked table of one workload for study.md.
 
   Returns:
@@ -195,7 +195,7 @@ def workload_table(workload: Workload) -> tuple[list[str], list[list[str]]]:
   return header, rows
 
 
-def ties(workload: Workload) -> str:
+def ties(workload: FinishedWorkload) -> str:
   """Which optimizers the seeds cannot separate from the best, in words."""
   intervals = final_intervals(workload)
   ranks = statistics.significance_ranks(intervals)
@@ -207,7 +207,7 @@ def ties(workload: Workload) -> str:
           'separated below.')
 
 
-def profile_rows(workloads: Sequence[Workload]
+def profile_rows(workloads: Sequence[FinishedWorkload]
                  ) -> tuple[list[str], list[list[str]], dict[str, np.ndarray]]:
   """AlgoPerf's performance profiles from the median epochs to each target.
 
