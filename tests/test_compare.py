@@ -617,3 +617,20 @@ def test_a_metric_that_does_not_fit_the_model_is_named(tmp_path, overrides,
                                                        message):
   with pytest.raises(errors.ConfigError, match=message):
     compare.check_config(tiny_compare_config(str(tmp_path), **overrides))
+
+
+@pytest.mark.skipif(not os.path.exists('/proc/self/maps'),
+                    reason='counts the memory maps Linux lists')
+def test_runs_release_their_compiled_programs(tmp_path):
+  """A study trains hundreds of runs in one process: each run's compiled
+  programs (about 200 memory maps on CPU) must go with it, or XLA's compiler
+  runs out of maps (vm.max_map_count) and crashes the study."""
+  make_tiny_mnist(str(tmp_path))
+  config = tiny_compare_config(str(tmp_path))
+  maps = []
+  for i, rate in enumerate((1e-3, 2e-3, 3e-3, 4e-3)):
+    run = compare.run_config(config, 'adam', rate, 0, num_epochs=1)
+    compare.train_run(run, str(tmp_path / f'run_{i}'), 'adam', rate, 0)
+    with open('/proc/self/maps') as f:
+      maps.append(sum(1 for _ in f))
+  assert maps[-1] - maps[1] < 60, maps

@@ -29,6 +29,7 @@ import time
 from typing import Any, NamedTuple, Optional, Sequence
 
 from absl import logging
+import jax
 import ml_collections
 import numpy as np
 
@@ -261,6 +262,11 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, name: str,
       diverged = str(e)
       with open(marker, 'w') as f:
         f.write(diverged + '\n')
+    finally:
+      # Each run compiles its own programs (its optimizer is part of the
+      # step); kept, a study's hundreds of runs exhaust the process's memory
+      # maps and XLA's compiler fails (seen at ~130 MLP runs).
+      jax.clear_caches()
   rows = [r for r in metrics_log.read_metrics(workdir)
           if r['epoch'] <= config.num_epochs]
   return report.Result(name, learning_rate, seed, workdir, rows,
