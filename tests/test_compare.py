@@ -246,10 +246,10 @@ def test_rerun_resumes_without_training_again(compared, monkeypatch):
   """A finished comparison rerun reads its runs back: no step is trained."""
   data_dir, workdir, result, _ = compared
   calls = []
-  monkeypatch.setattr(train, 'train_epoch',
-                      lambda *a, **k: calls.append(a) or a[1])
+  monkeypatch.setattr(train, 'train_and_evaluate',
+                      lambda *a, **k: calls.append(a))
   again = compare.run(tiny_compare_config(data_dir), workdir)
-  assert not calls
+  assert not calls  # Finished runs are not even set up again.
   assert again['runs'] == result['runs']
 
 
@@ -634,3 +634,31 @@ def test_runs_release_their_compiled_programs(tmp_path):
     with open('/proc/self/maps') as f:
       maps.append(sum(1 for _ in f))
   assert maps[-1] - maps[1] < 60, maps
+
+
+def test_a_killed_run_is_resumed_and_a_finished_one_skipped(tmp_path,
+                                                           monkeypatch):
+  """Stopped in epoch 2, the run trains on when the study is rerun; once
+  finished, a rerun does not set it up again."""
+  make_tiny_mnist(str(tmp_path))
+  run = compare.run_config(tiny_compare_config(str(tmp_path)), 'adam', 1e-3, 0)
+  folder = str(tmp_path / 'run')
+  real_epoch, epochs = train.train_epoch, []
+
+  def stopped_in_epoch_2(run_, state, *args):
+    epochs.append(int(state.epoch))
+    if int(state.epoch) == 2:
+      raise errors.InterruptedRun('stopped')
+    return real_epoch(run_, state, *args)
+
+  monkeypatch.setattr(train, 'train_epoch', stopped_in_epoch_2)
+  with pytest.raises(errors.InterruptedRun):
+    compare.train_run(run, folder, 'adam', 1e-3, 0)
+  monkeypatch.setattr(train, 'train_epoch', real_epoch)
+  result = compare.train_run(run, folder, 'adam', 1e-3, 0)
+  assert result.complete and [r['epoch'] for r in result.rows] == [1, 2]
+  calls = []
+  monkeypatch.setattr(train, 'train_and_evaluate',
+                      lambda *a, **k: calls.append(a))
+  again = compare.train_run(run, folder, 'adam', 1e-3, 0)
+  assert not calls and again.rows == result.rows

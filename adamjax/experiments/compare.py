@@ -247,13 +247,16 @@ def train_run(config: ml_collections.ConfigDict, workdir: str, name: str,
   """
   marker = os.path.join(workdir, DIVERGED_FILE)
   diverged = None
-  if (os.path.exists(marker) and not config.restart and
-      _same_config(config, workdir)):
+  same = not config.restart and _same_config(config, workdir)
+  if same and os.path.exists(marker):
     with open(marker) as f:
       diverged = f.read().strip()
+  elif same and len(metrics_log.read_metrics(workdir)) >= config.num_epochs:
+    # Finished with this config: a resumed study skips it without building
+    # its data and state (seconds each, over hundreds of runs).
+    pass
   elif not report_only:
-    # Also for a finished run: the trainer refuses a workdir whose run had
-    # another config, and returns at once after reading the checkpoint.
+    # The trainer refuses a workdir whose run had another config.
     logging.info('training %s, lr=%g, seed %d in %s', name, learning_rate,
                  seed, workdir)
     try:
