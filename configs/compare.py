@@ -19,6 +19,16 @@ and ranks that tie where the intervals overlap, ranking.png draws them:
       --config.data_dir=/path/to/mnist --config.lr_search_trials=16 \
       --config.seeds="(0,1,2,3,4,5,6,7,8,9)"
 
+The five workloads (the seed CNN on MNIST and on Fashion-MNIST, the paper's
+MLP, logistic regression and VAE), each into WORKDIR/<workload>, with
+AlgoPerf's performance profiles across them; then the study's report from
+any finished comparisons, also ones run with different budgets:
+  python main.py --config=configs/compare.py --workdir=/tmp/study \
+      --config.data_dir=/path/to/mnist --config.fashion_mnist_dir=/path/to/fashion \
+      --config.workloads="('mnist_cnn','fashion_cnn','mnist_mlp','mnist_logreg','mnist_vae')" \
+      --config.lr_search_trials=6 --config.seeds="(0,1,2,3,4,5,6,7,8,9)"
+  python -m adamjax.experiments.study --out=results/protocol /tmp/study
+
 Every other field is the seed recipe's (configs/default.py) and applies to
 every run: the schedule, batch size, epochs, clipping. The hyperparameters in
 `config.optimizer` (b1, momentum, ...; unset by default) apply to each listed
