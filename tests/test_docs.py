@@ -195,4 +195,4 @@ def test_strict_mkdocs_build(tmp_path):
                'adamjax.optim.registry'):
     assert f'id="{name}"' in api, name
   assert (site / 'RESULTS' / 'index.html').exists()
-  assert (site / 'results' / 'compare_loss.png').exists()
+  assert (site / 'results' / 'protocol' / 'ranking.png').exists()
