@@ -554,6 +554,28 @@ def epochs_to_target(runs: Sequence[Sequence[Any]]) -> dict[str, float]:
   return {name: float(np.median(values)) for name, values in epochs.items()}
 
 
+def profile_table(epochs: dict[str, dict[str, float]]
+                  ) -> tuple[list[str], list[list[str]], dict[str, Any]]:
+  """AlgoPerf's performance profiles and their table.
+
+  Args:
+    epochs: {workload: epochs_to_target of its runs}; every workload names
+      the same optimizers.
+
+  Returns:
+    (header, rows, profiles): per optimizer, best first, its median epoch
+    to each workload's target and the share of workloads where it was the
+    fastest (tau 1) or within 2x (tau 2); profiles at PROFILE_TAUS.
+  """
+  profiles = statistics.performance_profiles(epochs, PROFILE_TAUS)
+  header = ['optimizer', *epochs, 'fastest_on', 'within_2x_on']
+  at = {tau: PROFILE_TAUS.index(tau) for tau in (1.0, 2.0)}
+  rows = [[o, *(f'{epochs[w][o]:g}' for w in epochs),
+           f'{profiles[o][at[1.0]]:.2f}', f'{profiles[o][at[2.0]]:.2f}']
+          for o in sorted(profiles, key=lambda o: -profiles[o].sum())]
+  return header, rows, profiles
+
+
 def run_workloads(config: ml_collections.ConfigDict,
                   workdir: str) -> dict[str, Any]:
   """Runs the comparison on each of config.workloads; profiles across them.
@@ -581,12 +603,7 @@ def run_workloads(config: ml_collections.ConfigDict,
     out[name] = run(workload_config(config, name),
                     os.path.join(workdir, name))
     epochs[name] = epochs_to_target(out[name]['runs'])
-  profiles = statistics.performance_profiles(epochs, PROFILE_TAUS)
-  header = ('optimizer', *config.workloads, 'fastest_on', 'within_2x_on')
-  at = {tau: PROFILE_TAUS.index(tau) for tau in (1.0, 2.0)}
-  rows = [[o, *(f'{epochs[w][o]:g}' for w in config.workloads),
-           f'{profiles[o][at[1.0]]:.2f}', f'{profiles[o][at[2.0]]:.2f}']
-          for o in sorted(profiles, key=lambda o: -profiles[o].sum())]
+  header, rows, profiles = profile_table(epochs)
   tables.write_table(os.path.join(workdir, 'profile'), header, rows)
   path = os.path.join(workdir, 'performance_profile.png')
   figures.save_profile_figure(profiles, PROFILE_TAUS, config.dpi, path)

@@ -157,8 +157,14 @@ def _value(x: float, metric: str) -> str:
   return f'{scale * x:.2f}{unit}'
 
 
-def workload_table(workload: FinishedWorkload) -> tuple[list[str], list[list[str]]]:
+def workload_table(workload: FinishedWorkload,
+                   intervals: dict[str, statistics.Interval]
+                   ) -> tuple[list[str], list[list[str]]]:
   """The ranked table of one workload for study.md.
+
+  Args:
+    workload: the finished comparison.
+    intervals: its final_intervals.
 
   Returns:
     (header, rows), best mean first: rank (shared where the 95% intervals
@@ -168,7 +174,6 @@ def workload_table(workload: FinishedWorkload) -> tuple[list[str], list[list[str
   """
   metric = workload.metric
   words, scale, _ = report.METRICS[metric]
-  intervals = final_intervals(workload)
   ranks = statistics.significance_ranks(intervals)
   header = ['rank', 'optimizer', 'chosen setting',
             f'final {words}, mean [95% interval]',
@@ -195,9 +200,8 @@ def workload_table(workload: FinishedWorkload) -> tuple[list[str], list[list[str
   return header, rows
 
 
-def ties(workload: FinishedWorkload) -> str:
+def ties(intervals: dict[str, statistics.Interval]) -> str:
   """Which optimizers the seeds cannot separate from the best, in words."""
-  intervals = final_intervals(workload)
   ranks = statistics.significance_ranks(intervals)
   first = sorted((n for n, r in ranks.items() if r == 1),
                  key=lambda n: -intervals[n].mean)
@@ -209,23 +213,11 @@ def ties(workload: FinishedWorkload) -> str:
 
 def profile_rows(workloads: Sequence[FinishedWorkload]
                  ) -> tuple[list[str], list[list[str]], dict[str, np.ndarray]]:
-  """AlgoPerf's performance profiles from the median epochs to each target.
-
-  Returns:
-    (header, rows, profiles): per optimizer its median epoch to each
-    workload's target (inf: not reached by half its seeds) and the share of
-    workloads where it was the fastest (tau 1) and within 2x (tau 2).
-  """
+  """compare.profile_table over the optimizers every workload ran."""
   epochs = {w.name: compare.epochs_to_target(w.runs) for w in workloads}
   common = set.intersection(*(set(e) for e in epochs.values()))
-  epochs = {w: {o: e[o] for o in common} for w, e in epochs.items()}
-  profiles = statistics.performance_profiles(epochs, compare.PROFILE_TAUS)
-  at = {tau: compare.PROFILE_TAUS.index(tau) for tau in (1.0, 2.0)}
-  header = ['optimizer', *epochs, 'fastest_on', 'within_2x_on']
-  rows = [[o, *(f'{epochs[w][o]:g}' for w in epochs),
-           f'{profiles[o][at[1.0]]:.2f}', f'{profiles[o][at[2.0]]:.2f}']
-          for o in sorted(profiles, key=lambda o: -profiles[o].sum())]
-  return header, rows, profiles
+  return compare.profile_table(
+      {w: {o: e[o] for o in common} for w, e in epochs.items()})
 
 
 def write_report(studies: Sequence[str], out: str, dpi: int = 120) -> str:
@@ -243,10 +235,10 @@ def write_report(studies: Sequence[str], out: str, dpi: int = 120) -> str:
   os.makedirs(out, exist_ok=True)
   lines, panels = [], []
   for w in workloads:
-    header, rows = workload_table(w)
-    lines += [f'### {w.name}', '', _budget(w), '',
-              tables.markdown_table(header, rows), ties(w), '']
     intervals = final_intervals(w)
+    header, rows = workload_table(w, intervals)
+    lines += [f'### {w.name}', '', _budget(w), '',
+              tables.markdown_table(header, rows), ties(intervals), '']
     ranks = statistics.significance_ranks(intervals)
     panels.append((f'{w.name} (final {report.METRICS[w.metric][0]})',
                    w.metric, [(n, i, ranks[n]) for n, i in intervals.items()]))
